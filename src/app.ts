@@ -1,0 +1,87 @@
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config/index.ts';
+import { createLogger, type Logger } from './core/logger.ts';
+import { BERTHA_VERSION } from './core/version.ts';
+import type { MetadataDb } from './db/index.ts';
+import { createPostgresDb } from './db/postgres.ts';
+import { createSqliteDb } from './db/sqlite.ts';
+import type { EventBus } from './events/index.ts';
+import { createLocalEventBus } from './events/local-bus.ts';
+import { createHttpServer } from './server/http.ts';
+import { createReadiness, type Readiness } from './server/readiness.ts';
+import { registerEventRoutes } from './server/routes/events.ts';
+import { registerHealthRoutes } from './server/routes/health.ts';
+
+/**
+ * The one place that reads the config and wires adapters into ports. Nothing imports
+ * this module but the CLI (and tests that start Bertha the way the CLI does).
+ */
+export interface Bertha {
+  config: Config;
+  logger: Logger;
+  db: MetadataDb;
+  bus: EventBus;
+  readiness: Readiness;
+  http: FastifyInstance;
+  /** Base URL once `listen` resolved. */
+  url: string | undefined;
+  listen(): Promise<string>;
+  /** Stops accepting requests, lets in-flight ones finish, then releases everything. */
+  close(): Promise<void>;
+}
+
+export function openMetadataDb(config: Config): MetadataDb {
+  return config.database.driver === 'postgres'
+    ? createPostgresDb({ url: config.database.url, schema: config.database.schema, poolSize: config.database.poolSize })
+    : createSqliteDb({ path: config.database.url });
+}
+
+export interface CreateBerthaOptions {
+  logger?: Logger;
+}
+
+export async function createBertha(config: Config, options: CreateBerthaOptions = {}): Promise<Bertha> {
+  const logger = options.logger ?? createLogger(config.log.level);
+  const db = openMetadataDb(config);
+  const applied = await db.migrate();
+  if (applied.length > 0) logger.info({ component: 'db', applied }, 'database migrated');
+
+  const bus = createLocalEventBus({ db, logger: logger.child({ component: 'events' }) });
+  const readiness = createReadiness();
+  readiness.register({
+    name: 'database',
+    check: async () => {
+      await db.ping();
+      return { ready: true, detail: db.dialect };
+    },
+  });
+
+  const http = createHttpServer({ logger, bodyLimitBytes: config.server.bodyLimitBytes });
+  registerHealthRoutes(http, readiness, BERTHA_VERSION);
+  registerEventRoutes(http, bus);
+
+  let closing: Promise<void> | undefined;
+  const bertha: Bertha = {
+    config,
+    logger,
+    db,
+    bus,
+    readiness,
+    http,
+    url: undefined,
+    async listen() {
+      const address = await http.listen({ host: config.server.host, port: config.server.port });
+      bertha.url = address;
+      return address;
+    },
+    close() {
+      closing ??= (async () => {
+        await http.close();
+        await bus.drain();
+        await db.close();
+      })();
+      return closing;
+    },
+  };
+  return bertha;
+}

@@ -1,0 +1,24 @@
+import type { Kysely, Migration } from 'kysely';
+import type { SqlDialectName } from '../dialect.ts';
+import * as events from './0001_events.ts';
+
+interface DialectMigration {
+  up(db: Kysely<unknown>, dialect: SqlDialectName): Promise<void>;
+}
+
+/**
+ * The one ordered list of schema migrations, applied to SQLite and PostgreSQL alike.
+ * Names sort in application order; a migration is never edited once it has shipped.
+ */
+const ordered: Record<string, DialectMigration> = {
+  '0001_events': events,
+};
+
+export function migrationsFor(dialect: SqlDialectName): Record<string, Migration> {
+  return Object.fromEntries(
+    Object.entries(ordered).map(([name, migration]) => [
+      name,
+      { up: (db: Kysely<unknown>) => migration.up(db, dialect) },
+    ]),
+  );
+}

@@ -1,0 +1,1 @@
+export type { BerthaEvent, EventBus, EventFilter, EventHandler, PublishInput, PublishResult } from './bus.ts';
