@@ -7,6 +7,8 @@ import { createPostgresDb } from './db/postgres.ts';
 import { createSqliteDb } from './db/sqlite.ts';
 import type { EventBus } from './events/index.ts';
 import { createLocalEventBus } from './events/local-bus.ts';
+import { createFsObjectStore } from './objects/fs.ts';
+import type { ObjectStore } from './objects/index.ts';
 import { createHttpServer } from './server/http.ts';
 import { createReadiness, type Readiness } from './server/readiness.ts';
 import { registerEventRoutes } from './server/routes/events.ts';
@@ -21,6 +23,7 @@ export interface Bertha {
   logger: Logger;
   db: MetadataDb;
   bus: EventBus;
+  objects: ObjectStore;
   readiness: Readiness;
   http: FastifyInstance;
   /** Base URL once `listen` resolved. */
@@ -36,6 +39,10 @@ export function openMetadataDb(config: Config): MetadataDb {
     : createSqliteDb({ path: config.database.url });
 }
 
+export function openObjectStore(config: Config): ObjectStore {
+  return createFsObjectStore({ root: config.objects.root });
+}
+
 export interface CreateBerthaOptions {
   logger?: Logger;
 }
@@ -47,6 +54,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
   if (applied.length > 0) logger.info({ component: 'db', applied }, 'database migrated');
 
   const bus = createLocalEventBus({ db, logger: logger.child({ component: 'events' }) });
+  const objects = openObjectStore(config);
   const readiness = createReadiness();
   readiness.register({
     name: 'database',
@@ -66,6 +74,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     logger,
     db,
     bus,
+    objects,
     readiness,
     http,
     url: undefined,

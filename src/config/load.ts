@@ -163,7 +163,12 @@ function resolveConfig(config: Config, cwd: string): Config {
   if (config.database.driver === 'postgres' && !databaseUrl) {
     throw new ConfigError('invalid config: database.url: required when database.driver is postgres');
   }
-  return { ...config, dataDir, database: { ...config.database, url: databaseUrl } };
+  return {
+    ...config,
+    dataDir,
+    database: { ...config.database, url: databaseUrl },
+    objects: { ...config.objects, root: path.resolve(dataDir, config.objects.root || 'objects') },
+  };
 }
 
 const SECRET_KEY = /(password|secret|token|apikey|api_key|key)$/i;

@@ -36,6 +36,14 @@ export const logSchema = z
   })
   .strict();
 
+export const objectsSchema = z
+  .object({
+    driver: z.enum(['fs']).default('fs'),
+    /** fs: the folder that holds the objects (default `<dataDir>/objects`). */
+    root: z.string().default(''),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     /** Where embedded state lives: SQLite, vectors, the object folder, model files. */
@@ -43,6 +51,7 @@ export const configSchema = z
     server: serverSchema.default(serverSchema.parse({})),
     database: databaseSchema.default(databaseSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
+    objects: objectsSchema.default(objectsSchema.parse({})),
   })
   .strict();
 

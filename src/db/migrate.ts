@@ -9,6 +9,9 @@ export async function runMigrations(db: Kysely<unknown>, dialect: SqlDialectName
     db,
     provider: { getMigrations: async () => migrations },
     ...(schema ? { migrationTableSchema: schema } : {}),
+    // Capabilities own numbered ranges of migrations; a data dir created before one of them
+    // landed must still accept it.
+    allowUnorderedMigrations: true,
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {

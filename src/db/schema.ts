@@ -19,6 +19,35 @@ export interface EventsTable {
   created_at: string;
 }
 
+/** A chat completion as served: what was asked, what was answered, by which model bundle, from which sources. */
+export interface AnswersTable {
+  id: string;
+  conversation_id: string | null;
+  /** The model name the client asked for. */
+  model: string;
+  /** The model bundle version that answered (registry version, or `local`/`upstream` ids). */
+  model_version: string;
+  messages_json: string;
+  /** The exact prompt text given to the runtime, retrieval context included. */
+  prompt: string;
+  answer: string;
+  /** temperature, top_p, max_tokens, stop, seed as requested. */
+  params_json: string;
+  /** Retrieved chunks: document id, document version, chunk id, score. */
+  sources_json: string;
+  /** `completed`, `cancelled` or `failed`. */
+  status: string;
+  error: string | null;
+  prompt_tokens: number;
+  completion_tokens: number;
+  ttft_ms: number | null;
+  latency_ms: number;
+  cost: number;
+  created_at: string;
+  finished_at: string | null;
+}
+
 export interface Database {
   events: EventsTable;
+  answers: AnswersTable;
 }

@@ -1,6 +1,7 @@
 import type { Kysely, Migration } from 'kysely';
 import type { SqlDialectName } from '../dialect.ts';
 import * as events from './0001_events.ts';
+import * as answers from './0010_answers.ts';
 
 interface DialectMigration {
   up(db: Kysely<unknown>, dialect: SqlDialectName): Promise<void>;
@@ -12,6 +13,7 @@ interface DialectMigration {
  */
 const ordered: Record<string, DialectMigration> = {
   '0001_events': events,
+  '0010_answers': answers,
 };
 
 export function migrationsFor(dialect: SqlDialectName): Record<string, Migration> {
