@@ -47,7 +47,28 @@ export interface AnswersTable {
   finished_at: string | null;
 }
 
+/**
+ * A sensor's decision to start a pipeline. Written by sensors; claimed by the pipeline runner,
+ * which sets `launched` and `run_id`. Status: `pending`, `launched`, `skipped` (debounced or
+ * blocked by the concurrency policy; `reason` says which), `failed`.
+ */
+export interface PipelineTriggersTable {
+  id: string;
+  sensor: string;
+  event_id: string | null;
+  pipeline: string;
+  params_json: string;
+  /** Triggers with the same key never run concurrently (e.g. `llm-retraining:<model version>`). */
+  concurrency_key: string | null;
+  status: string;
+  reason: string | null;
+  run_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Database {
   events: EventsTable;
   answers: AnswersTable;
+  pipeline_triggers: PipelineTriggersTable;
 }

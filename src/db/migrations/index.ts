@@ -1,6 +1,7 @@
 import type { Kysely, Migration } from 'kysely';
 import type { SqlDialectName } from '../dialect.ts';
 import * as events from './0001_events.ts';
+import * as pipelineTriggers from './0002_pipeline_triggers.ts';
 import * as answers from './0010_answers.ts';
 
 interface DialectMigration {
@@ -13,6 +14,7 @@ interface DialectMigration {
  */
 const ordered: Record<string, DialectMigration> = {
   '0001_events': events,
+  '0002_pipeline_triggers': pipelineTriggers,
   '0010_answers': answers,
 };
 

@@ -1,0 +1,1 @@
+export { type ModelBundle, modelBundleSchema } from './bundle.ts';
