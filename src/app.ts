@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
 import type { Config } from './config/index.ts';
 import { createLogger, type Logger } from './core/logger.ts';
 import { BERTHA_VERSION } from './core/version.ts';
@@ -7,12 +8,14 @@ import { createPostgresDb } from './db/postgres.ts';
 import { createSqliteDb } from './db/sqlite.ts';
 import type { EventBus } from './events/index.ts';
 import { createLocalEventBus } from './events/local-bus.ts';
+import { createMetricsRegistry } from './monitor/index.ts';
 import { createFsObjectStore } from './objects/fs.ts';
 import type { ObjectStore } from './objects/index.ts';
 import { createHttpServer } from './server/http.ts';
 import { createReadiness, type Readiness } from './server/readiness.ts';
 import { registerEventRoutes } from './server/routes/events.ts';
 import { registerHealthRoutes } from './server/routes/health.ts';
+import { registerMetricsRoute } from './server/routes/metrics.ts';
 
 /**
  * The one place that reads the config and wires adapters into ports. Nothing imports
@@ -24,6 +27,7 @@ export interface Bertha {
   db: MetadataDb;
   bus: EventBus;
   objects: ObjectStore;
+  metrics: Registry;
   readiness: Readiness;
   http: FastifyInstance;
   /** Base URL once `listen` resolved. */
@@ -55,6 +59,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
 
   const bus = createLocalEventBus({ db, logger: logger.child({ component: 'events' }) });
   const objects = openObjectStore(config);
+  const metrics = createMetricsRegistry();
   const readiness = createReadiness();
   readiness.register({
     name: 'database',
@@ -67,6 +72,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
   const http = createHttpServer({ logger, bodyLimitBytes: config.server.bodyLimitBytes });
   registerHealthRoutes(http, readiness, BERTHA_VERSION);
   registerEventRoutes(http, bus);
+  registerMetricsRoute(http, metrics);
 
   let closing: Promise<void> | undefined;
   const bertha: Bertha = {
@@ -75,6 +81,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     db,
     bus,
     objects,
+    metrics,
     readiness,
     http,
     url: undefined,

@@ -54,3 +54,17 @@ test('errors use one JSON shape with a stable code', async () => {
     await bertha.close();
   }
 });
+
+test('/metrics serves the Prometheus text format', async () => {
+  const dir = tempDir();
+  const { config } = loadConfig({ dataDir: dir, port: 0 }, {}, dir);
+  const bertha = await createBertha(config, { logger: createLogger('silent') });
+  try {
+    const response = await bertha.http.inject({ method: 'GET', url: '/metrics' });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toContain('text/plain');
+    expect(response.body).toContain('bertha_process_cpu_seconds_total');
+  } finally {
+    await bertha.close();
+  }
+});

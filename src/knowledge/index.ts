@@ -1,0 +1,1 @@
+export type { RetrievedChunk, Retriever } from './retriever.ts';
