@@ -6,6 +6,6 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
  */
 export function createMetricsRegistry(): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'bertha_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'bertha_' });
   return registry;
 }
