@@ -22,7 +22,15 @@ function rawBaseline(): number {
   const insert = raw.prepare('insert into events values (?, ?, ?, ?, ?, ?, ?)');
   const start = performance.now();
   for (let i = 0; i < N; i++) {
-    insert.run(`evt_${i}`, 'object.created', 'bench', `doc-${i}.md`, null, JSON.stringify({ key: `doc-${i}.md` }), new Date().toISOString());
+    insert.run(
+      `evt_${i}`,
+      'object.created',
+      'bench',
+      `doc-${i}.md`,
+      null,
+      JSON.stringify({ key: `doc-${i}.md` }),
+      new Date().toISOString(),
+    );
   }
   const seconds = (performance.now() - start) / 1000;
   raw.close();
@@ -37,7 +45,12 @@ async function busPublish(): Promise<{ perSecond: number; p99: number }> {
   const start = performance.now();
   for (let i = 0; i < N; i++) {
     const t0 = performance.now();
-    await bus.publish({ type: 'object.created', source: 'bench', subject: `doc-${i}.md`, payload: { key: `doc-${i}.md` } });
+    await bus.publish({
+      type: 'object.created',
+      source: 'bench',
+      subject: `doc-${i}.md`,
+      payload: { key: `doc-${i}.md` },
+    });
     latencies.push(performance.now() - t0);
   }
   const seconds = (performance.now() - start) / 1000;
