@@ -16,7 +16,9 @@ export function answerCost(
   usage: { promptTokens: number; completionTokens: number; computeMs: number },
 ): number {
   if (kind === 'openai') {
-    return (usage.promptTokens / 1000) * pricing.promptPer1k + (usage.completionTokens / 1000) * pricing.completionPer1k;
+    return (
+      (usage.promptTokens / 1000) * pricing.promptPer1k + (usage.completionTokens / 1000) * pricing.completionPer1k
+    );
   }
   return (usage.computeMs / 1000) * pricing.perComputeSecond;
 }

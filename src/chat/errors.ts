@@ -11,7 +11,11 @@ export class ModelNotFoundError extends BerthaError {
 /** Every slot is busy and the waiting line is full: the client should come back later. */
 export class OverloadedError extends UnavailableError {
   constructor(waiting: number, retryAfterSeconds: number) {
-    super(`server overloaded: ${waiting} requests already waiting; retry after ${retryAfterSeconds} s`, retryAfterSeconds, 429);
+    super(
+      `server overloaded: ${waiting} requests already waiting; retry after ${retryAfterSeconds} s`,
+      retryAfterSeconds,
+      429,
+    );
   }
 }
 

@@ -29,8 +29,7 @@ export function createSlotLimiter(options: SlotLimiterOptions): SlotLimiter {
   // Exponentially weighted mean of how long a request holds a slot, in ms.
   let holdMs = 1_000;
 
-  const retryAfterSeconds = () =>
-    Math.max(1, Math.ceil(((queue.length + 1) / options.slots) * (holdMs / 1000)));
+  const retryAfterSeconds = () => Math.max(1, Math.ceil(((queue.length + 1) / options.slots) * (holdMs / 1000)));
 
   function releaser(): () => void {
     const since = performance.now();
@@ -58,7 +57,8 @@ export function createSlotLimiter(options: SlotLimiterOptions): SlotLimiter {
         running += 1;
         return Promise.resolve(releaser());
       }
-      if (queue.length >= options.maxWaiting) return Promise.reject(new OverloadedError(queue.length, retryAfterSeconds()));
+      if (queue.length >= options.maxWaiting)
+        return Promise.reject(new OverloadedError(queue.length, retryAfterSeconds()));
       return new Promise((resolve, reject) => {
         const leave = () => {
           clearTimeout(timer);
@@ -73,11 +73,7 @@ export function createSlotLimiter(options: SlotLimiterOptions): SlotLimiter {
         const timer = setTimeout(() => {
           leave();
           reject(
-            new UnavailableError(
-              `no free generation slot within ${options.maxWaitMs} ms`,
-              retryAfterSeconds(),
-              503,
-            ),
+            new UnavailableError(`no free generation slot within ${options.maxWaitMs} ms`, retryAfterSeconds(), 503),
           );
         }, options.maxWaitMs);
         // The slot passes straight from the releasing request to this one: `running` stays put.

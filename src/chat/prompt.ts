@@ -25,7 +25,11 @@ export function retrievalQuery(messages: ChatMessage[]): string {
  * prompt, with the retrieved passages placed where `{context}` says (or appended through the
  * context template).
  */
-export function buildPromptMessages(messages: ChatMessage[], chunks: RetrievedChunk[], settings: PromptSettings): ChatMessage[] {
+export function buildPromptMessages(
+  messages: ChatMessage[],
+  chunks: RetrievedChunk[],
+  settings: PromptSettings,
+): ChatMessage[] {
   const context = numberedPassages(chunks);
   const withContext = (system: string) => {
     if (system.includes('{context}')) return system.replaceAll('{context}', context);

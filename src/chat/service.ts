@@ -190,7 +190,10 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
       } catch (error) {
         release(served);
         gauges(served);
-        metrics.requests.inc({ model_version: version, status: error instanceof RequestCancelledError ? 'cancelled' : 'rejected' });
+        metrics.requests.inc({
+          model_version: version,
+          status: error instanceof RequestCancelledError ? 'cancelled' : 'rejected',
+        });
         throw error;
       }
       gauges(served);
@@ -211,7 +214,13 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
       try {
         const chunks = await retrieve(served, request.messages, request.signal);
         sources = chunks.map(toSource);
-        const start: ChatStart = { id, conversationId, created: Math.floor(Date.now() / 1000), modelVersion: version, sources };
+        const start: ChatStart = {
+          id,
+          conversationId,
+          created: Math.floor(Date.now() / 1000),
+          modelVersion: version,
+          sources,
+        };
         events.onStart?.(start);
         const messages = buildPromptMessages(request.messages, chunks, {
           systemPrompt: served.bundle.systemPrompt ?? deps.prompt.systemPrompt,
@@ -288,7 +297,9 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
         finishedAt: isoNow(),
       });
       if (status_ === 'failed') {
-        throw failure instanceof BerthaError ? failure : new BerthaError('generation_failed', `generation failed: ${failureMessage}`, 500, { id });
+        throw failure instanceof BerthaError
+          ? failure
+          : new BerthaError('generation_failed', `generation failed: ${failureMessage}`, 500, { id });
       }
       return {
         id,

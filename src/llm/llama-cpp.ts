@@ -7,8 +7,8 @@ import {
   type Llama,
   LlamaChat,
   type LlamaContext,
-  type LlamaModel,
   LlamaLogLevel,
+  type LlamaModel,
   resolveChatWrapper,
 } from 'node-llama-cpp';
 import type { Logger } from '../core/logger.ts';
@@ -132,7 +132,13 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
         detail: `${options.modelPath} (${llama.gpu || 'cpu'}, ${maxThreads} threads, ${options.parallel} sequences of ${ctx.contextSize} tokens, template ${wrapper.wrapperName})`,
       };
       logger.info(
-        { model: options.modelPath, gpu: llama.gpu, maxThreads, sequences: options.parallel, template: wrapper.wrapperName },
+        {
+          model: options.modelPath,
+          gpu: llama.gpu,
+          maxThreads,
+          sequences: options.parallel,
+          template: wrapper.wrapperName,
+        },
         'model loaded',
       );
     } catch (error) {
@@ -166,7 +172,8 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
       try {
         const history = toChatHistory(request.messages);
         const promptText = chatWrapper.generateContextState({ chatHistory: history }).contextText;
-        let completionTokens = 0;
+        // The sequence's meter counts every sampled token, those held back by stop detection included.
+        const meterBefore = slot.chat.sequence.tokenMeter.getState();
         const stop = request.stop ?? [];
         const response = await slot.chat.generateResponse(history, {
           signal: controller.signal,
@@ -176,9 +183,6 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
           topP: request.topP ?? options.defaults.topP,
           ...(request.seed !== undefined ? { seed: request.seed } : {}),
           ...(stop.length > 0 ? { customStopTriggers: stop } : {}),
-          onToken: (tokens) => {
-            completionTokens += tokens.length;
-          },
           ...(request.onText ? { onTextChunk: request.onText } : {}),
         });
         const reason = response.metadata.stopReason;
@@ -189,7 +193,7 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
           finishReason,
           prompt: promptText.toString(),
           promptTokens: promptText.tokenize(model.tokenizer).length,
-          completionTokens,
+          completionTokens: slot.chat.sequence.tokenMeter.diff(meterBefore).usedOutputTokens,
           computeMs: performance.now() - started,
         };
       } finally {

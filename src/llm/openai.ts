@@ -33,7 +33,9 @@ export function createOpenAiRuntime(options: OpenAiRuntimeOptions): LlmRuntime {
         const models = await client.models.list(signal ? { signal } : {});
         const ids = models.data.map((model) => model.id);
         if (!ids.includes(options.model)) {
-          throw new Error(`upstream ${options.baseUrl} does not serve '${options.model}' (it serves ${ids.join(', ')})`);
+          throw new Error(
+            `upstream ${options.baseUrl} does not serve '${options.model}' (it serves ${ids.join(', ')})`,
+          );
         }
         state = { state: 'ready', detail: `${options.model} at ${options.baseUrl}` };
       } catch (error) {

@@ -151,7 +151,8 @@ export function registerOpenAiRoutes(app: FastifyInstance, chat: ChatService): v
       });
       const headerConversation = request.headers['x-conversation-id'];
       const conversationId =
-        body.conversation_id ?? (typeof headerConversation === 'string' && headerConversation ? headerConversation : undefined);
+        body.conversation_id ??
+        (typeof headerConversation === 'string' && headerConversation ? headerConversation : undefined);
       const stop = typeof body.stop === 'string' ? [body.stop] : (body.stop ?? undefined);
       const chatRequest = {
         model: body.model,
