@@ -8,12 +8,18 @@ import { createPostgresDb } from './db/postgres.ts';
 import { createSqliteDb } from './db/sqlite.ts';
 import type { EventBus } from './events/index.ts';
 import { createLocalEventBus } from './events/local-bus.ts';
-import { createMetricsRegistry } from './monitor/index.ts';
+import {
+  createFeedbackMetrics,
+  createFeedbackStore,
+  createMetricsRegistry,
+  type FeedbackStore,
+} from './monitor/index.ts';
 import { createFsObjectStore } from './objects/fs.ts';
 import type { ObjectStore } from './objects/index.ts';
 import { createHttpServer } from './server/http.ts';
 import { createReadiness, type Readiness } from './server/readiness.ts';
 import { registerEventRoutes } from './server/routes/events.ts';
+import { registerFeedbackRoutes } from './server/routes/feedback.ts';
 import { registerHealthRoutes } from './server/routes/health.ts';
 import { registerMetricsRoute } from './server/routes/metrics.ts';
 
@@ -28,6 +34,7 @@ export interface Bertha {
   bus: EventBus;
   objects: ObjectStore;
   metrics: Registry;
+  feedback: FeedbackStore;
   readiness: Readiness;
   http: FastifyInstance;
   /** Base URL once `listen` resolved. */
@@ -74,6 +81,10 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
   registerEventRoutes(http, bus);
   registerMetricsRoute(http, metrics);
 
+  const feedback = createFeedbackStore(db);
+  const feedbackMetrics = await createFeedbackMetrics(metrics, feedback);
+  registerFeedbackRoutes(http, { store: feedback, metrics: feedbackMetrics });
+
   let closing: Promise<void> | undefined;
   const bertha: Bertha = {
     config,
@@ -82,6 +93,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     bus,
     objects,
     metrics,
+    feedback,
     readiness,
     http,
     url: undefined,
