@@ -3,6 +3,15 @@ import { insertAnswer } from '../helpers/answers.ts';
 import { startBertha } from '../helpers/bertha.ts';
 import { tempDir } from '../helpers/temp.ts';
 
+interface Listing {
+  data: { user: string; [field: string]: unknown }[];
+  next_before: string | null;
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  return (await (await fetch(url)).json()) as T;
+}
+
 async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
   const response = await fetch(`${url}/v1/feedback`, {
     method: 'POST',
@@ -32,22 +41,21 @@ test('POST /v1/feedback stores a vote per user, replaces a second one, and lists
   expect((await post(url, { response_id: answer, rating: 'down', user: 'bob' })).status).toBe(201);
   expect((await post(url, { response_id: answer, rating: 'down' })).body).toMatchObject({ user: 'anonymous' });
 
-  const listed = await (await fetch(`${url}/v1/feedback?model_version=v2&rating=down&limit=1`)).json();
+  const listed = await getJson<Listing>(`${url}/v1/feedback?model_version=v2&rating=down&limit=1`);
   expect(listed.data).toHaveLength(1);
-  expect(listed.data[0].user).toBe('anonymous');
-  const next = await (
-    await fetch(`${url}/v1/feedback?model_version=v2&rating=down&limit=1&before=${listed.next_before}`)
-  ).json();
-  expect(next.data.map((row: { user: string }) => row.user)).toEqual(['bob']);
-  expect((await (await fetch(`${url}/v1/feedback?model_version=v9`)).json()).data).toEqual([]);
-  const one = await fetch(`${url}/v1/feedback/${created.body.id}`);
-  expect((await one.json()).rating).toBe('up');
+  expect(listed.data[0]?.user).toBe('anonymous');
+  const next = await getJson<Listing>(
+    `${url}/v1/feedback?model_version=v2&rating=down&limit=1&before=${listed.next_before}`,
+  );
+  expect(next.data.map((row) => row.user)).toEqual(['bob']);
+  expect((await getJson<Listing>(`${url}/v1/feedback?model_version=v9`)).data).toEqual([]);
+  expect((await getJson<Record<string, unknown>>(`${url}/v1/feedback/${created.body.id}`)).rating).toBe('up');
 
   const metrics = await (await fetch(`${url}/metrics`)).text();
   expect(metrics).toContain('bertha_feedback_total{rating="down",model_version="v2"} 3');
   expect(metrics).toContain('bertha_feedback_total{rating="up",model_version="v2"} 1');
   expect(metrics).toMatch(/bertha_feedback_down_ratio\{model_version="v2"\} 0\.66/);
-  const summary = await (await fetch(`${url}/v1/feedback/summary`)).json();
+  const summary = await getJson<{ data: unknown[] }>(`${url}/v1/feedback/summary`);
   expect(summary.data).toEqual([
     expect.objectContaining({ model_version: 'v2', up: 1, down: 2, up_total: 1, down_total: 3 }),
   ]);
