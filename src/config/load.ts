@@ -154,6 +154,12 @@ export function loadConfig(
   return { config: resolveConfig(result.data, cwd), file };
 }
 
+/** Where Prometheus and Alertmanager on this machine reach Bertha; a wildcard bind is reached on loopback. */
+function defaultBerthaUrl(config: Config): string {
+  const host = ['0.0.0.0', '::', ''].includes(config.server.host) ? '127.0.0.1' : config.server.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.server.port}`;
+}
+
 function resolveConfig(config: Config, cwd: string): Config {
   const dataDir = path.resolve(cwd, config.dataDir);
   const databaseUrl =
@@ -168,6 +174,7 @@ function resolveConfig(config: Config, cwd: string): Config {
     dataDir,
     database: { ...config.database, url: databaseUrl },
     objects: { ...config.objects, root: path.resolve(dataDir, config.objects.root || 'objects') },
+    monitor: { ...config.monitor, berthaUrl: config.monitor.berthaUrl || defaultBerthaUrl(config) },
   };
 }
 
