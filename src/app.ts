@@ -13,23 +13,33 @@ import { BERTHA_VERSION } from './core/version.ts';
 import type { MetadataDb } from './db/index.ts';
 import { createPostgresDb } from './db/postgres.ts';
 import { createSqliteDb } from './db/sqlite.ts';
-import type { EventBus } from './events/index.ts';
+import { createSensors, type EventBus } from './events/index.ts';
 import { createLocalEventBus } from './events/local-bus.ts';
 import type { Retriever } from './knowledge/index.ts';
 import type { LlmRuntime } from './llm/index.ts';
 import { createLlamaCppRuntime } from './llm/llama-cpp.ts';
 import { createOpenAiRuntime } from './llm/openai.ts';
 import type { ModelBundle } from './models/index.ts';
-import { createMetricsRegistry } from './monitor/index.ts';
+import {
+  createFeedbackMetrics,
+  createFeedbackStore,
+  createMetricsRegistry,
+  createQualityWatcher,
+  type FeedbackStore,
+  gatewayToken,
+} from './monitor/index.ts';
 import { createFsObjectStore } from './objects/fs.ts';
 import type { ObjectStore } from './objects/index.ts';
 import { createHttpServer } from './server/http.ts';
 import { createReadiness, type Readiness } from './server/readiness.ts';
+import { registerAlertmanagerGateway } from './server/routes/alertmanager.ts';
 import { registerAnswerRoutes } from './server/routes/answers.ts';
 import { registerEventRoutes } from './server/routes/events.ts';
+import { registerFeedbackRoutes } from './server/routes/feedback.ts';
 import { registerHealthRoutes } from './server/routes/health.ts';
 import { registerMetricsRoute } from './server/routes/metrics.ts';
 import { registerOpenAiRoutes } from './server/routes/openai.ts';
+import { registerTriggerRoutes } from './server/routes/triggers.ts';
 
 /**
  * The one place that reads the config and wires adapters into ports. Nothing imports
@@ -42,6 +52,7 @@ export interface Bertha {
   bus: EventBus;
   objects: ObjectStore;
   metrics: Registry;
+  feedback: FeedbackStore;
   readiness: Readiness;
   http: FastifyInstance;
   /** Answers `/v1/chat/completions`; `chat.swapBundle` moves serving to another model bundle. */
@@ -159,6 +170,33 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
   // Loads in the background: /healthz answers at once, /readyz reports the load.
   chat.start();
 
+  const feedback = createFeedbackStore(db);
+  const feedbackMetrics = await createFeedbackMetrics(metrics, feedback);
+  registerFeedbackRoutes(http, { store: feedback, metrics: feedbackMetrics });
+  registerAlertmanagerGateway(http, {
+    bus,
+    token: gatewayToken({ configured: config.monitor.gateway.token, dataDir: config.dataDir }),
+    logger: logger.child({ component: 'gateway' }),
+  });
+  const stopSensors = createSensors({
+    db,
+    bus,
+    rules: config.sensors,
+    logger: logger.child({ component: 'sensors' }),
+  }).start();
+  registerTriggerRoutes(http, db);
+  // With Prometheus configured, its rules fire through Alertmanager and the gateway instead.
+  const stopWatcher =
+    config.monitor.mode === 'embedded'
+      ? createQualityWatcher({
+          rules: config.monitor.rules,
+          metrics: feedbackMetrics,
+          store: feedback,
+          bus,
+          logger: logger.child({ component: 'watcher' }),
+        }).start(config.monitor.watcherIntervalMs)
+      : async () => undefined;
+
   let closing: Promise<void> | undefined;
   const bertha: Bertha = {
     config,
@@ -167,6 +205,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     bus,
     objects,
     metrics,
+    feedback,
     readiness,
     http,
     chat,
@@ -181,7 +220,9 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
       closing ??= (async () => {
         await http.close();
         await chat.close();
+        await stopWatcher();
         await bus.drain();
+        stopSensors();
         await db.close();
       })();
       return closing;

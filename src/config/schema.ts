@@ -117,6 +117,127 @@ export const servingSchema = z
   })
   .strict();
 
+/** Prometheus duration, e.g. `30s`, `5m`, `1h` (the subset both Prometheus and Bertha's watcher read). */
+const duration = z.string().regex(/^[0-9]+(ms|s|m|h|d)$/, 'a duration such as 30s, 5m or 1h');
+
+export const monitorSchema = z
+  .object({
+    /**
+     * `embedded`: Bertha evaluates the degradation rules itself (no other software needed).
+     * `prometheus`: Prometheus evaluates the rendered rules and Alertmanager calls the gateway.
+     */
+    mode: z.enum(['embedded', 'prometheus']).default('embedded'),
+    /** How Prometheus and Alertmanager reach Bertha (default `http://<server.host>:<server.port>`). */
+    berthaUrl: z.string().default(''),
+    rules: z
+      .object({
+        /** The seed's rule: more thumbs-down than thumbs-up votes on a model version, held for `for`. */
+        downOverUp: z
+          .object({ enabled: z.boolean().default(true), for: duration.default('60s') })
+          .strict()
+          .default({ enabled: true, for: '60s' }),
+        /** Share of thumbs-down over `window` above `threshold`, once at least `minVotes` votes came in. */
+        downRatio: z
+          .object({
+            enabled: z.boolean().default(true),
+            window: duration.default('1h'),
+            threshold: z.number().min(0).max(1).default(0.3),
+            minVotes: z.number().int().positive().default(20),
+            for: duration.default('5m'),
+          })
+          .strict()
+          .default({ enabled: true, window: '1h', threshold: 0.3, minVotes: 20, for: '5m' }),
+      })
+      .strict()
+      .default({
+        downOverUp: { enabled: true, for: '60s' },
+        downRatio: { enabled: true, window: '1h', threshold: 0.3, minVotes: 20, for: '5m' },
+      }),
+    /** The embedded watcher's evaluation interval (mode `embedded`). */
+    watcherIntervalMs: z.number().int().positive().default(5_000),
+    gateway: z
+      .object({
+        /** Bearer token Alertmanager sends to `/events/alertmanager` (default: generated under dataDir). */
+        token: z.string().default(''),
+      })
+      .strict()
+      .default({ token: '' }),
+    prometheus: z
+      .object({
+        scrapeInterval: duration.default('15s'),
+        evaluationInterval: duration.default('15s'),
+        /** host:port of the Alertmanager Prometheus sends alerts to. */
+        alertmanagerAddress: z.string().min(1).default('127.0.0.1:9093'),
+      })
+      .strict()
+      .default({ scrapeInterval: '15s', evaluationInterval: '15s', alertmanagerAddress: '127.0.0.1:9093' }),
+    alertmanager: z
+      .object({
+        groupWait: duration.default('30s'),
+        groupInterval: duration.default('5m'),
+        repeatInterval: duration.default('4h'),
+      })
+      .strict()
+      .default({ groupWait: '30s', groupInterval: '5m', repeatInterval: '4h' }),
+    kubernetes: z
+      .object({
+        namespace: z.string().min(1).default('bertha'),
+        /** Label on Bertha's Service that the ServiceMonitor selects. */
+        serviceLabel: z.string().min(1).default('bertha'),
+        /** Named port of Bertha's Service that serves /metrics. */
+        portName: z.string().min(1).default('http'),
+        /** Secret holding the gateway token (key `token`) for the AlertmanagerConfig. */
+        tokenSecret: z.string().min(1).default('bertha-gateway'),
+      })
+      .strict()
+      .default({ namespace: 'bertha', serviceLabel: 'bertha', portName: 'http', tokenSecret: 'bertha-gateway' }),
+  })
+  .strict();
+
+/**
+ * A sensor maps an event type to a pipeline trigger. Templates (`params`, `concurrencyKey`)
+ * take `{{subject}}`, `{{type}}`, `{{id}}` and `{{payload.<field>}}` from the event.
+ */
+export const sensorSchema = z
+  .object({
+    name: z.string().min(1),
+    event: z.string().min(1),
+    pipeline: z.string().min(1),
+    params: z.record(z.string(), z.string()).default({}),
+    /** Triggers with the same key never run concurrently; empty: no concurrency limit. */
+    concurrencyKey: z.string().default(''),
+    /** A second event for the same concurrency key within this window is recorded as skipped. */
+    debounceMs: z.number().int().min(0).default(0),
+  })
+  .strict();
+
+export const DEFAULT_SENSORS: z.input<typeof sensorSchema>[] = [
+  {
+    name: 'retrain-on-degradation',
+    event: 'model.degraded',
+    pipeline: 'llm-retraining',
+    params: { model_version: '{{payload.model_version}}' },
+    concurrencyKey: 'llm-retraining:{{payload.model_version}}',
+    debounceMs: 600_000,
+  },
+  {
+    name: 'ingest-created-object',
+    event: 'object.created',
+    pipeline: 'vector-ingestion',
+    params: { key: '{{payload.key}}', change: 'created' },
+    concurrencyKey: 'vector-ingestion:{{payload.key}}',
+    debounceMs: 1_000,
+  },
+  {
+    name: 'ingest-removed-object',
+    event: 'object.removed',
+    pipeline: 'vector-ingestion',
+    params: { key: '{{payload.key}}', change: 'removed' },
+    concurrencyKey: 'vector-ingestion:{{payload.key}}',
+    debounceMs: 1_000,
+  },
+];
+
 export const configSchema = z
   .object({
     /** Where embedded state lives: SQLite, vectors, the object folder, model files. */
@@ -126,6 +247,8 @@ export const configSchema = z
     log: logSchema.default(logSchema.parse({})),
     objects: objectsSchema.default(objectsSchema.parse({})),
     serving: servingSchema.default(servingSchema.parse({})),
+    monitor: monitorSchema.default(monitorSchema.parse({})),
+    sensors: z.array(sensorSchema).default(DEFAULT_SENSORS.map((sensor) => sensorSchema.parse(sensor))),
   })
   .strict();
 

@@ -70,8 +70,41 @@ export interface PipelineTriggersTable {
   updated_at: string;
 }
 
+/** A user's current vote on one answer (one per answer and user; a new vote replaces it). */
+export interface FeedbackTable {
+  id: string;
+  /** The `answers` row voted on (the response id clients saw). */
+  answer_id: string;
+  /** From `x-bertha-user` or the request body; `anonymous` otherwise. */
+  user_id: string;
+  /** Copied from the answer so feedback filters and counts by model version without a join. */
+  model_version: string;
+  /** `up` or `down`. */
+  rating: string;
+  comment: string | null;
+  correction: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/**
+ * Every vote cast, append-only. `counted` is 1 when the vote was new or changed the rating
+ * (it incremented `bertha_feedback_total`); a repeat of the same rating is 0.
+ */
+export interface FeedbackVotesTable {
+  id: string;
+  feedback_id: string;
+  model_version: string;
+  rating: string;
+  previous_rating: string | null;
+  counted: number;
+  created_at: string;
+}
+
 export interface Database {
   events: EventsTable;
   answers: AnswersTable;
   pipeline_triggers: PipelineTriggersTable;
+  feedback: FeedbackTable;
+  feedback_votes: FeedbackVotesTable;
 }
