@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { isoNow } from '../../src/core/ids.ts';
 import { createLogger } from '../../src/core/logger.ts';
@@ -11,20 +10,7 @@ import { createLocalRunner, createRunStore, type RunRecord } from '../../src/pip
 import { dbFactories } from '../helpers/databases.ts';
 import { tempDir } from '../helpers/temp.ts';
 import { testCatalog } from './fixtures.ts';
-
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+import { waitFor } from './wait.ts';
 
 function calls(markers: string): string[] {
   try {
