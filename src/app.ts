@@ -11,11 +11,22 @@ import { createLocalEventBus } from './events/local-bus.ts';
 import { createMetricsRegistry } from './monitor/index.ts';
 import { createFsObjectStore } from './objects/fs.ts';
 import type { ObjectStore } from './objects/index.ts';
+import { builtinPipelines } from './pipelines/builtin/index.ts';
+import {
+  createLocalRunner,
+  createPipelineCatalog,
+  createRunStore,
+  createStepHandlerRegistry,
+  type LocalRunner,
+  type PipelineCatalog,
+  type RunStore,
+} from './pipelines/index.ts';
 import { createHttpServer } from './server/http.ts';
 import { createReadiness, type Readiness } from './server/readiness.ts';
 import { registerEventRoutes } from './server/routes/events.ts';
 import { registerHealthRoutes } from './server/routes/health.ts';
 import { registerMetricsRoute } from './server/routes/metrics.ts';
+import { registerPipelineRoutes } from './server/routes/pipelines.ts';
 
 /**
  * The one place that reads the config and wires adapters into ports. Nothing imports
@@ -30,6 +41,8 @@ export interface Bertha {
   metrics: Registry;
   readiness: Readiness;
   http: FastifyInstance;
+  /** Pipeline definitions, their run rows, and the local runner (started by `listen` when enabled). */
+  pipelines: { catalog: PipelineCatalog; store: RunStore; runner: LocalRunner };
   /** Base URL once `listen` resolved. */
   url: string | undefined;
   listen(): Promise<string>;
@@ -69,10 +82,26 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     },
   });
 
+  const builtin = builtinPipelines();
+  const pipelineCatalog = createPipelineCatalog(builtin.definitions, createStepHandlerRegistry(builtin.handlers));
+  const pipelineStore = createRunStore(db);
+  const pipelineRunner = createLocalRunner({
+    store: pipelineStore,
+    objects,
+    catalog: pipelineCatalog,
+    logger,
+    stepConcurrency: config.pipelines.stepConcurrency,
+    maxConcurrentRuns: config.pipelines.maxConcurrentRuns,
+    pollIntervalMs: config.pipelines.pollIntervalMs,
+    leaseMs: config.pipelines.leaseMs,
+    schedules: config.pipelines.schedules,
+  });
+
   const http = createHttpServer({ logger, bodyLimitBytes: config.server.bodyLimitBytes });
   registerHealthRoutes(http, readiness, BERTHA_VERSION);
   registerEventRoutes(http, bus);
   registerMetricsRoute(http, metrics);
+  registerPipelineRoutes(http, { catalog: pipelineCatalog, store: pipelineStore, runner: pipelineRunner });
 
   let closing: Promise<void> | undefined;
   const bertha: Bertha = {
@@ -84,15 +113,18 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     metrics,
     readiness,
     http,
+    pipelines: { catalog: pipelineCatalog, store: pipelineStore, runner: pipelineRunner },
     url: undefined,
     async listen() {
       const address = await http.listen({ host: config.server.host, port: config.server.port });
+      if (config.pipelines.runner) pipelineRunner.start();
       bertha.url = address;
       return address;
     },
     close() {
       closing ??= (async () => {
         await http.close();
+        await pipelineRunner.stop();
         await bus.drain();
         await db.close();
       })();

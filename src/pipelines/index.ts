@@ -24,5 +24,6 @@ export {
   type StepInputs,
   type StepLogger,
 } from './handlers.ts';
+export { describePipeline, type RunDetail, runDetail, runProgress, type StepState } from './run-detail.ts';
 export { createLocalRunner, type LocalRunner, type LocalRunnerOptions, type PipelineSchedule } from './runner.ts';
 export { createRunStore, type RunRecord, type RunStore, type StepRecord } from './store.ts';
