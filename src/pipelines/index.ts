@@ -25,5 +25,6 @@ export {
   type StepLogger,
 } from './handlers.ts';
 export { describePipeline, type RunDetail, runDetail, runProgress, type StepState } from './run-detail.ts';
+export { type RunOneStepOptions, runOneStep } from './run-step.ts';
 export { createLocalRunner, type LocalRunner, type LocalRunnerOptions, type PipelineSchedule } from './runner.ts';
 export { createRunStore, type RunRecord, type RunStore, type StepRecord } from './store.ts';
