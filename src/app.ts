@@ -30,6 +30,16 @@ import {
 } from './monitor/index.ts';
 import { createFsObjectStore } from './objects/fs.ts';
 import type { ObjectStore } from './objects/index.ts';
+import { builtinPipelines } from './pipelines/builtin/index.ts';
+import {
+  createLocalRunner,
+  createPipelineCatalog,
+  createRunStore,
+  createStepHandlerRegistry,
+  type LocalRunner,
+  type PipelineCatalog,
+  type RunStore,
+} from './pipelines/index.ts';
 import { createHttpServer } from './server/http.ts';
 import { createReadiness, type Readiness } from './server/readiness.ts';
 import { registerAlertmanagerGateway } from './server/routes/alertmanager.ts';
@@ -40,6 +50,7 @@ import { registerHealthRoutes } from './server/routes/health.ts';
 import { registerMetricsRoute } from './server/routes/metrics.ts';
 import { registerOpenAiRoutes } from './server/routes/openai.ts';
 import { registerTriggerRoutes } from './server/routes/triggers.ts';
+import { registerPipelineRoutes } from './server/routes/pipelines.ts';
 
 /**
  * The one place that reads the config and wires adapters into ports. Nothing imports
@@ -58,6 +69,8 @@ export interface Bertha {
   /** Answers `/v1/chat/completions`; `chat.swapBundle` moves serving to another model bundle. */
   chat: ChatService;
   answers: AnswerStore;
+  /** Pipeline definitions, their run rows, and the local runner (started by `listen` when enabled). */
+  pipelines: { catalog: PipelineCatalog; store: RunStore; runner: LocalRunner };
   /** Base URL once `listen` resolved. */
   url: string | undefined;
   listen(): Promise<string>;
@@ -160,6 +173,20 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     logger: logger.child({ component: 'chat' }),
   });
   readiness.register({ name: 'model', check: () => chat.status() });
+  const builtin = builtinPipelines();
+  const pipelineCatalog = createPipelineCatalog(builtin.definitions, createStepHandlerRegistry(builtin.handlers));
+  const pipelineStore = createRunStore(db);
+  const pipelineRunner = createLocalRunner({
+    store: pipelineStore,
+    objects,
+    catalog: pipelineCatalog,
+    logger,
+    stepConcurrency: config.pipelines.stepConcurrency,
+    maxConcurrentRuns: config.pipelines.maxConcurrentRuns,
+    pollIntervalMs: config.pipelines.pollIntervalMs,
+    leaseMs: config.pipelines.leaseMs,
+    schedules: config.pipelines.schedules,
+  });
 
   const http = createHttpServer({ logger, bodyLimitBytes: config.server.bodyLimitBytes });
   registerHealthRoutes(http, readiness, BERTHA_VERSION);
@@ -196,6 +223,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
           logger: logger.child({ component: 'watcher' }),
         }).start(config.monitor.watcherIntervalMs)
       : async () => undefined;
+  registerPipelineRoutes(http, { catalog: pipelineCatalog, store: pipelineStore, runner: pipelineRunner });
 
   let closing: Promise<void> | undefined;
   const bertha: Bertha = {
@@ -210,9 +238,11 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     http,
     chat,
     answers,
+    pipelines: { catalog: pipelineCatalog, store: pipelineStore, runner: pipelineRunner },
     url: undefined,
     async listen() {
       const address = await http.listen({ host: config.server.host, port: config.server.port });
+      if (config.pipelines.runner) pipelineRunner.start();
       bertha.url = address;
       return address;
     },
@@ -221,6 +251,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
         await http.close();
         await chat.close();
         await stopWatcher();
+        await pipelineRunner.stop();
         await bus.drain();
         stopSensors();
         await db.close();

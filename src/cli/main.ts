@@ -4,6 +4,8 @@ import { BERTHA_VERSION } from '../core/version.ts';
 import { registerConfigCommand } from './commands/config.ts';
 import { registerModelCommand } from './commands/model.ts';
 import { registerMonitorCommand } from './commands/monitor.ts';
+import { registerPipelineCommand } from './commands/pipeline.ts';
+import { registerStepCommand } from './commands/step.ts';
 import { registerUpCommand } from './commands/up.ts';
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -26,6 +28,8 @@ export function buildProgram(): Command {
   registerConfigCommand(program);
   registerModelCommand(program);
   registerMonitorCommand(program);
+  registerPipelineCommand(program);
+  registerStepCommand(program);
   return program;
 }
 

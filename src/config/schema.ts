@@ -237,6 +237,46 @@ export const DEFAULT_SENSORS: z.input<typeof sensorSchema>[] = [
     debounceMs: 1_000,
   },
 ];
+export const pipelineScheduleSchema = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes'),
+    pipeline: z.string().min(1),
+    /** Cron expression (croner syntax; an optional leading seconds field). */
+    cron: z.string().min(1),
+    params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+    timezone: z.string().optional(),
+  })
+  .strict();
+
+export const pipelineArgoSchema = z
+  .object({
+    namespace: z.string().default('bertha'),
+    image: z.string().default('ghcr.io/bertha/bertha:latest'),
+    serviceAccount: z.string().default('bertha-pipelines'),
+    /** Secret with BERTHA_* variables (database URL, object store credentials) for step pods. */
+    configSecret: z.string().default('bertha-config'),
+    /** MinIO endpoint and bucket that Argo Events watches for uploads. */
+    minioEndpoint: z.string().default('minio.bertha.svc:9000'),
+    uploadsBucket: z.string().default('documents'),
+    minioSecret: z.string().default('minio-credentials'),
+    webhookPort: z.number().int().min(1).max(65535).default(12000),
+  })
+  .strict();
+
+export const pipelinesSchema = z
+  .object({
+    /** Run pipelines in this process; turn off in a process that only serves. */
+    runner: z.boolean().default(true),
+    stepConcurrency: z.number().int().positive().default(4),
+    maxConcurrentRuns: z.number().int().positive().default(4),
+    /** How often the runner looks for triggers, queued runs and cancel requests from other processes. */
+    pollIntervalMs: z.number().int().positive().default(25),
+    /** A run whose runner has not renewed its lease for this long is resumed by another (crash, kill -9). */
+    leaseMs: z.number().int().positive().default(15_000),
+    schedules: z.array(pipelineScheduleSchema).default([]),
+    argo: pipelineArgoSchema.default(pipelineArgoSchema.parse({})),
+  })
+  .strict();
 
 export const configSchema = z
   .object({
@@ -249,6 +289,7 @@ export const configSchema = z
     serving: servingSchema.default(servingSchema.parse({})),
     monitor: monitorSchema.default(monitorSchema.parse({})),
     sensors: z.array(sensorSchema).default(DEFAULT_SENSORS.map((sensor) => sensorSchema.parse(sensor))),
+    pipelines: pipelinesSchema.default(pipelinesSchema.parse({})),
   })
   .strict();
 

@@ -98,6 +98,80 @@ export interface FeedbackVotesTable {
   rating: string;
   previous_rating: string | null;
   counted: number;
+/** A pipeline run. Status: `queued`, `running`, `succeeded`, `failed`, `cancelled`. */
+export interface PipelineRunsTable {
+  id: string;
+  pipeline: string;
+  status: string;
+  /** `local` (claimed by a local runner) or `argo` (each step runs as `bertha step` in a pod). */
+  executor: string;
+  params_json: string;
+  /** `api`, `cli`, `trigger`, `schedule`. */
+  source: string;
+  trigger_id: string | null;
+  concurrency_key: string | null;
+  /** The runner that holds the run while `lease_until` is in the future. */
+  owner: string | null;
+  lease_until: string | null;
+  cancel_requested: number;
+  error: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  updated_at: string;
+}
+
+/** One step of a run. Status: `pending`, `running`, `succeeded`, `failed`, `cancelled`, `skipped`. */
+export interface PipelineStepsTable {
+  id: string;
+  run_id: string;
+  name: string;
+  status: string;
+  attempts: number;
+  cache_key: string | null;
+  /** The run whose artifacts this step reused through its cache key. */
+  cached_from: string | null;
+  progress: number | null;
+  progress_message: string | null;
+  error: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  updated_at: string;
+}
+
+/** One try of a step. Status: `running`, `succeeded`, `failed`, `interrupted`, `cancelled`. */
+export interface PipelineAttemptsTable {
+  id: string;
+  run_id: string;
+  step: string;
+  attempt: number;
+  status: string;
+  owner: string;
+  error: string | null;
+  started_at: string;
+  finished_at: string | null;
+}
+
+/** An output of a step, stored in the ObjectStore under `object_key`. */
+export interface PipelineArtifactsTable {
+  id: string;
+  run_id: string;
+  step: string;
+  name: string;
+  object_key: string;
+  size: number;
+  etag: string;
+  created_at: string;
+}
+
+export interface PipelineLogsTable {
+  id: string;
+  run_id: string;
+  step: string;
+  attempt: number;
+  level: string;
+  message: string;
+  fields_json: string | null;
   created_at: string;
 }
 
@@ -107,4 +181,9 @@ export interface Database {
   pipeline_triggers: PipelineTriggersTable;
   feedback: FeedbackTable;
   feedback_votes: FeedbackVotesTable;
+  pipeline_runs: PipelineRunsTable;
+  pipeline_steps: PipelineStepsTable;
+  pipeline_attempts: PipelineAttemptsTable;
+  pipeline_artifacts: PipelineArtifactsTable;
+  pipeline_logs: PipelineLogsTable;
 }

@@ -4,6 +4,7 @@ import * as events from './0001_events.ts';
 import * as pipelineTriggers from './0002_pipeline_triggers.ts';
 import * as answers from './0010_answers.ts';
 import * as feedback from './0020_feedback.ts';
+import * as pipelines from './0040_pipelines.ts';
 
 interface DialectMigration {
   up(db: Kysely<unknown>, dialect: SqlDialectName): Promise<void>;
@@ -18,6 +19,7 @@ const ordered: Record<string, DialectMigration> = {
   '0002_pipeline_triggers': pipelineTriggers,
   '0010_answers': answers,
   '0020_feedback': feedback,
+  '0040_pipelines': pipelines,
 };
 
 export function migrationsFor(dialect: SqlDialectName): Record<string, Migration> {
