@@ -16,6 +16,15 @@ import { createReadiness, type Readiness } from './server/readiness.ts';
 import { registerEventRoutes } from './server/routes/events.ts';
 import { registerHealthRoutes } from './server/routes/health.ts';
 import { registerMetricsRoute } from './server/routes/metrics.ts';
+import {
+  createModelRegistry,
+  createRegistryStore,
+  createTrackingStore,
+  type ModelRegistry,
+  registerModelBundleRoutes,
+  registerTrackingRoutes,
+  type TrackingStore,
+} from './tracking/index.ts';
 
 /**
  * The one place that reads the config and wires adapters into ports. Nothing imports
@@ -29,6 +38,10 @@ export interface Bertha {
   objects: ObjectStore;
   metrics: Registry;
   readiness: Readiness;
+  /** Experiment tracking (MLflow's tracking service, embedded). */
+  tracking: TrackingStore;
+  /** Model registry: versions, aliases, and the bundle an alias serves (`resolveAlias`). */
+  registry: ModelRegistry;
   http: FastifyInstance;
   /** Base URL once `listen` resolved. */
   url: string | undefined;
@@ -73,6 +86,14 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
   registerHealthRoutes(http, readiness, BERTHA_VERSION);
   registerEventRoutes(http, bus);
   registerMetricsRoute(http, metrics);
+  const tracking = createTrackingStore(db);
+  const registry = createModelRegistry({
+    store: createRegistryStore(db),
+    bus,
+    logger: logger.child({ component: 'registry' }),
+  });
+  registerTrackingRoutes(http, { tracking, registry, objects });
+  registerModelBundleRoutes(http, registry);
 
   let closing: Promise<void> | undefined;
   const bertha: Bertha = {
@@ -83,6 +104,8 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     objects,
     metrics,
     readiness,
+    tracking,
+    registry,
     http,
     url: undefined,
     async listen() {

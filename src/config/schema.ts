@@ -44,6 +44,17 @@ export const objectsSchema = z
   })
   .strict();
 
+export const trackingSchema = z
+  .object({
+    /** A remote MLflow server for pipeline steps and the CLI; empty = Bertha's own embedded server. */
+    uri: z.string().default(''),
+    /** Bearer token for the remote MLflow (`MLFLOW_TRACKING_TOKEN`). */
+    token: z.string().default(''),
+    /** Registered model whose `champion`/`challenger` aliases decide what is served. */
+    model: z.string().min(1).default('bertha-chat'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     /** Where embedded state lives: SQLite, vectors, the object folder, model files. */
@@ -52,6 +63,7 @@ export const configSchema = z
     database: databaseSchema.default(databaseSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
     objects: objectsSchema.default(objectsSchema.parse({})),
+    tracking: trackingSchema.default(trackingSchema.parse({})),
   })
   .strict();
 

@@ -3,6 +3,8 @@ import type { SqlDialectName } from '../dialect.ts';
 import * as events from './0001_events.ts';
 import * as pipelineTriggers from './0002_pipeline_triggers.ts';
 import * as answers from './0010_answers.ts';
+import * as tracking from './0050_tracking.ts';
+import * as modelRegistry from './0051_model_registry.ts';
 
 interface DialectMigration {
   up(db: Kysely<unknown>, dialect: SqlDialectName): Promise<void>;
@@ -16,6 +18,8 @@ const ordered: Record<string, DialectMigration> = {
   '0001_events': events,
   '0002_pipeline_triggers': pipelineTriggers,
   '0010_answers': answers,
+  '0050_tracking': tracking,
+  '0051_model_registry': modelRegistry,
 };
 
 export function migrationsFor(dialect: SqlDialectName): Record<string, Migration> {
