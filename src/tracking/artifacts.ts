@@ -92,7 +92,8 @@ export function registerArtifactRoutes(
 
   app.delete<{ Params: { '*': string } }>('/mlflow-artifacts/artifacts/*', async (request) => {
     const key = objectKey(request.params['*']);
-    const doomed: string[] = [key];
+    // A path names one artifact or a folder of them.
+    const doomed: string[] = (await objects.head(key)) ? [key] : [];
     for await (const info of objects.list(`${key}/`)) doomed.push(info.key);
     for (const item of doomed) await objects.delete(item);
     return {};

@@ -51,12 +51,10 @@ export function registerTrackingRoutes(app: FastifyInstance, deps: TrackingRoute
           return reply.status(status).send(body);
         });
         scope.setNotFoundHandler((request, reply) =>
-          reply
-            .status(404)
-            .send({
-              error_code: 'ENDPOINT_NOT_FOUND',
-              message: `No API endpoint ${request.method} ${request.url.split('?')[0]}`,
-            }),
+          reply.status(404).send({
+            error_code: 'ENDPOINT_NOT_FOUND',
+            message: `No API endpoint ${request.method} ${request.url.split('?')[0]}`,
+          }),
         );
         registerMlflowRoutes(scope, deps);
         await scope.register(async (artifacts) => registerArtifactRoutes(artifacts, deps));
