@@ -2,6 +2,8 @@ import { Command, Option } from 'commander';
 import { BerthaError } from '../core/errors.ts';
 import { BERTHA_VERSION } from '../core/version.ts';
 import { registerConfigCommand } from './commands/config.ts';
+import { registerModelsCommand } from './commands/models.ts';
+import { registerRunsCommand } from './commands/runs.ts';
 import { registerUpCommand } from './commands/up.ts';
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -22,6 +24,8 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerUpCommand(program);
   registerConfigCommand(program);
+  registerModelsCommand(program);
+  registerRunsCommand(program);
   return program;
 }
 
