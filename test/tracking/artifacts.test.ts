@@ -50,11 +50,11 @@ describe('MLflow artifact proxy over the ObjectStore', () => {
     const missing = await fetch(`${root}/nope.bin`);
     expect(missing.status).toBe(404);
     expect(await missing.json()).toMatchObject({ error_code: 'RESOURCE_DOES_NOT_EXIST' });
-    const escape = await fetch(`${url}/api/2.0/mlflow-artifacts/artifacts/0/..%2F..%2Fsecret`, {
+    const outside = await fetch(`${url}/api/2.0/mlflow-artifacts/artifacts/0/..%2F..%2Fsecret`, {
       method: 'PUT',
       body: 'x',
     });
-    expect(escape.status).toBe(400);
+    expect(outside.status).toBe(400);
 
     expect((await fetch(`${root}/model`, { method: 'DELETE' })).status).toBe(200);
     expect((await fetch(`${root}/model/adapter.gguf`)).status).toBe(404);
