@@ -51,6 +51,15 @@ import { registerMetricsRoute } from './server/routes/metrics.ts';
 import { registerOpenAiRoutes } from './server/routes/openai.ts';
 import { registerTriggerRoutes } from './server/routes/triggers.ts';
 import { registerPipelineRoutes } from './server/routes/pipelines.ts';
+import {
+  createModelRegistry,
+  createRegistryStore,
+  createTrackingStore,
+  type ModelRegistry,
+  registerModelBundleRoutes,
+  registerTrackingRoutes,
+  type TrackingStore,
+} from './tracking/index.ts';
 
 /**
  * The one place that reads the config and wires adapters into ports. Nothing imports
@@ -65,6 +74,10 @@ export interface Bertha {
   metrics: Registry;
   feedback: FeedbackStore;
   readiness: Readiness;
+  /** Experiment tracking (MLflow's tracking service, embedded). */
+  tracking: TrackingStore;
+  /** Model registry: versions, aliases, and the bundle an alias serves (`resolveAlias`). */
+  registry: ModelRegistry;
   http: FastifyInstance;
   /** Answers `/v1/chat/completions`; `chat.swapBundle` moves serving to another model bundle. */
   chat: ChatService;
@@ -224,6 +237,14 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
         }).start(config.monitor.watcherIntervalMs)
       : async () => undefined;
   registerPipelineRoutes(http, { catalog: pipelineCatalog, store: pipelineStore, runner: pipelineRunner });
+  const tracking = createTrackingStore(db);
+  const registry = createModelRegistry({
+    store: createRegistryStore(db),
+    bus,
+    logger: logger.child({ component: 'registry' }),
+  });
+  registerTrackingRoutes(http, { tracking, registry, objects });
+  registerModelBundleRoutes(http, registry);
 
   let closing: Promise<void> | undefined;
   const bertha: Bertha = {
@@ -235,6 +256,8 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     metrics,
     feedback,
     readiness,
+    tracking,
+    registry,
     http,
     chat,
     answers,

@@ -6,6 +6,8 @@ import { registerModelCommand } from './commands/model.ts';
 import { registerMonitorCommand } from './commands/monitor.ts';
 import { registerPipelineCommand } from './commands/pipeline.ts';
 import { registerStepCommand } from './commands/step.ts';
+import { registerModelsCommand } from './commands/models.ts';
+import { registerRunsCommand } from './commands/runs.ts';
 import { registerUpCommand } from './commands/up.ts';
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -30,6 +32,8 @@ export function buildProgram(): Command {
   registerMonitorCommand(program);
   registerPipelineCommand(program);
   registerStepCommand(program);
+  registerModelsCommand(program);
+  registerRunsCommand(program);
   return program;
 }
 

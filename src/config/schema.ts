@@ -275,6 +275,14 @@ export const pipelinesSchema = z
     leaseMs: z.number().int().positive().default(15_000),
     schedules: z.array(pipelineScheduleSchema).default([]),
     argo: pipelineArgoSchema.default(pipelineArgoSchema.parse({})),
+export const trackingSchema = z
+  .object({
+    /** A remote MLflow server for pipeline steps and the CLI; empty = Bertha's own embedded server. */
+    uri: z.string().default(''),
+    /** Bearer token for the remote MLflow (`MLFLOW_TRACKING_TOKEN`). */
+    token: z.string().default(''),
+    /** Registered model whose `champion`/`challenger` aliases decide what is served. */
+    model: z.string().min(1).default('bertha-chat'),
   })
   .strict();
 
@@ -290,6 +298,7 @@ export const configSchema = z
     monitor: monitorSchema.default(monitorSchema.parse({})),
     sensors: z.array(sensorSchema).default(DEFAULT_SENSORS.map((sensor) => sensorSchema.parse(sensor))),
     pipelines: pipelinesSchema.default(pipelinesSchema.parse({})),
+    tracking: trackingSchema.default(trackingSchema.parse({})),
   })
   .strict();
 

@@ -175,6 +175,109 @@ export interface PipelineLogsTable {
   created_at: string;
 }
 
+/** Tracking tables follow MLflow's model: times are epoch ms (int64 in MLflow's protos; PostgreSQL returns them as strings). */
+export interface TrackingExperimentsTable {
+  experiment_id: Generated<number>;
+  name: string;
+  artifact_location: string;
+  /** `active` or `deleted`. */
+  lifecycle_stage: string;
+  creation_time: number | string;
+  last_update_time: number | string;
+}
+
+export interface TrackingKeyValueTable {
+  key: string;
+  value: string;
+}
+
+export interface TrackingExperimentTagsTable extends TrackingKeyValueTable {
+  experiment_id: number;
+}
+
+export interface TrackingRunsTable {
+  /** 32 hex characters, as MLflow clients validate. */
+  run_id: string;
+  experiment_id: number;
+  name: string;
+  user_id: string;
+  /** RUNNING, SCHEDULED, FINISHED, FAILED, KILLED. */
+  status: string;
+  start_time: number | string;
+  end_time: number | string | null;
+  lifecycle_stage: string;
+  artifact_uri: string;
+  deleted_time: number | string | null;
+}
+
+export interface TrackingMetricsTable {
+  run_id: string;
+  key: string;
+  value: number;
+  timestamp: number | string;
+  step: number | string;
+  /** NaN is stored as value 0 with this flag set, as MLflow's SQL store does. */
+  is_nan: number;
+}
+
+export interface TrackingRunKeyValueTable extends TrackingKeyValueTable {
+  run_id: string;
+}
+
+export interface TrackingRunInputsTable {
+  run_id: string;
+  name: string;
+  digest: string;
+  source_type: string;
+  source: string;
+  schema: string | null;
+  profile: string | null;
+  tags_json: string;
+  created_time: number | string;
+}
+
+export interface RegisteredModelsTable {
+  name: string;
+  description: string | null;
+  creation_timestamp: number | string;
+  last_updated_timestamp: number | string;
+}
+
+export interface RegisteredModelTagsTable extends TrackingKeyValueTable {
+  name: string;
+}
+
+export interface ModelVersionsTable {
+  name: string;
+  version: number;
+  description: string | null;
+  user_id: string | null;
+  /** None, Staging, Production, Archived. */
+  current_stage: string;
+  source: string;
+  run_id: string | null;
+  run_link: string | null;
+  /** PENDING_REGISTRATION, FAILED_REGISTRATION, READY. */
+  status: string;
+  status_message: string | null;
+  /** The model bundle (src/models/bundle.ts) this version serves. */
+  bundle_json: string | null;
+  creation_timestamp: number | string;
+  last_updated_timestamp: number | string;
+}
+
+export interface ModelVersionTagsTable extends TrackingKeyValueTable {
+  name: string;
+  version: number;
+}
+
+export interface RegisteredModelAliasesTable {
+  name: string;
+  alias: string;
+  version: number;
+  updated_at: string;
+}
+
 export interface Database {
   events: EventsTable;
   answers: AnswersTable;
@@ -186,4 +289,17 @@ export interface Database {
   pipeline_attempts: PipelineAttemptsTable;
   pipeline_artifacts: PipelineArtifactsTable;
   pipeline_logs: PipelineLogsTable;
+  tracking_experiments: TrackingExperimentsTable;
+  tracking_experiment_tags: TrackingExperimentTagsTable;
+  tracking_runs: TrackingRunsTable;
+  tracking_metrics: TrackingMetricsTable;
+  tracking_latest_metrics: TrackingMetricsTable;
+  tracking_params: TrackingRunKeyValueTable;
+  tracking_run_tags: TrackingRunKeyValueTable;
+  tracking_run_inputs: TrackingRunInputsTable;
+  registered_models: RegisteredModelsTable;
+  registered_model_tags: RegisteredModelTagsTable;
+  model_versions: ModelVersionsTable;
+  model_version_tags: ModelVersionTagsTable;
+  registered_model_aliases: RegisteredModelAliasesTable;
 }
