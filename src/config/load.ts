@@ -168,6 +168,10 @@ function resolveConfig(config: Config, cwd: string): Config {
     dataDir,
     database: { ...config.database, url: databaseUrl },
     objects: { ...config.objects, root: path.resolve(dataDir, config.objects.root || 'objects') },
+    knowledge: {
+      ...config.knowledge,
+      lancedbPath: path.resolve(dataDir, config.knowledge.lancedbPath || 'vectors'),
+    },
   };
 }
 

@@ -3,6 +3,7 @@ import type { SqlDialectName } from '../dialect.ts';
 import * as events from './0001_events.ts';
 import * as pipelineTriggers from './0002_pipeline_triggers.ts';
 import * as answers from './0010_answers.ts';
+import * as knowledge from './0030_knowledge.ts';
 
 interface DialectMigration {
   up(db: Kysely<unknown>, dialect: SqlDialectName): Promise<void>;
@@ -16,6 +17,7 @@ const ordered: Record<string, DialectMigration> = {
   '0001_events': events,
   '0002_pipeline_triggers': pipelineTriggers,
   '0010_answers': answers,
+  '0030_knowledge': knowledge,
 };
 
 export function migrationsFor(dialect: SqlDialectName): Record<string, Migration> {
