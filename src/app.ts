@@ -40,6 +40,7 @@ import {
   type PipelineCatalog,
   type RunStore,
 } from './pipelines/index.ts';
+import { createS3ObjectStore } from './objects/s3.ts';
 import { createHttpServer } from './server/http.ts';
 import { createReadiness, type Readiness } from './server/readiness.ts';
 import { registerAlertmanagerGateway } from './server/routes/alertmanager.ts';
@@ -98,6 +99,18 @@ export function openMetadataDb(config: Config): MetadataDb {
 }
 
 export function openObjectStore(config: Config): ObjectStore {
+  if (config.objects.driver === 's3') {
+    const s3 = config.objects.s3;
+    return createS3ObjectStore({
+      bucket: s3.bucket,
+      endpoint: s3.endpoint || undefined,
+      region: s3.region,
+      forcePathStyle: s3.forcePathStyle,
+      accessKeyId: s3.accessKeyId || undefined,
+      secretAccessKey: s3.secretAccessKey || undefined,
+      prefix: s3.prefix,
+    });
+  }
   return createFsObjectStore({ root: config.objects.root });
 }
 

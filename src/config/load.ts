@@ -184,6 +184,10 @@ function resolveConfig(config: Config, cwd: string): Config {
       adapters: config.serving.adapters.map((adapter) => ({ ...adapter, path: path.resolve(cwd, adapter.path) })),
     },
     monitor: { ...config.monitor, berthaUrl: config.monitor.berthaUrl || defaultBerthaUrl(config) },
+    knowledge: {
+      ...config.knowledge,
+      lancedbPath: path.resolve(dataDir, config.knowledge.lancedbPath || 'vectors'),
+    },
   };
 }
 

@@ -276,6 +276,36 @@ export interface RegisteredModelAliasesTable {
   alias: string;
   version: number;
   updated_at: string;
+/**
+ * A document of the knowledge base: one per object key. `version` is the SHA-256 of the content
+ * last loaded; status `pending` (loading or vectorizing), `ingested`, `failed` (+ `error`).
+ */
+export interface DocumentsTable {
+  id: string;
+  key: string;
+  version: string | null;
+  status: string;
+  error: string | null;
+  size: number | null;
+  content_type: string | null;
+  chunk_count: number;
+  /** Loader facts: page count, title, format. */
+  metadata_json: string;
+  created_at: string;
+  updated_at: string;
+  ingested_at: string | null;
+}
+
+/** A passage cut from one version of a document; the vector store holds its vector under the same id. */
+export interface ChunksTable {
+  id: string;
+  document_id: string;
+  document_version: string;
+  ordinal: number;
+  text: string;
+  /** Page, section heading, character offsets. */
+  metadata_json: string;
+  created_at: string;
 }
 
 export interface Database {
@@ -302,4 +332,6 @@ export interface Database {
   model_versions: ModelVersionsTable;
   model_version_tags: ModelVersionTagsTable;
   registered_model_aliases: RegisteredModelAliasesTable;
+  documents: DocumentsTable;
+  chunks: ChunksTable;
 }

@@ -7,6 +7,7 @@ import * as feedback from './0020_feedback.ts';
 import * as pipelines from './0040_pipelines.ts';
 import * as tracking from './0050_tracking.ts';
 import * as modelRegistry from './0051_model_registry.ts';
+import * as knowledge from './0030_knowledge.ts';
 
 interface DialectMigration {
   up(db: Kysely<unknown>, dialect: SqlDialectName): Promise<void>;
@@ -24,6 +25,7 @@ const ordered: Record<string, DialectMigration> = {
   '0040_pipelines': pipelines,
   '0050_tracking': tracking,
   '0051_model_registry': modelRegistry,
+  '0030_knowledge': knowledge,
 };
 
 export function migrationsFor(dialect: SqlDialectName): Record<string, Migration> {
