@@ -68,7 +68,7 @@ export function buildLlamaGraph(fn: GgmlBindings, ctx: Ptr, inputs: LlamaGraphIn
     x = fn.add(ctx, x, project(`${blk}.ffn_down.weight`, gated));
   }
   x = fn.mul(ctx, fn.rms_norm(ctx, x, eps), required(weights, 'output_norm.weight'));
-  const logits = fn.mul_mat(ctx, required(weights, 'output.weight'), x);
+  const logits = project('output.weight', x);
   fn.set_name(logits, 'logits');
   return logits;
 }

@@ -39,6 +39,8 @@ export const trainingJobSchema = z
     evalEvery: z.number().int().min(0).default(0),
     /** Where the trained checkpoint (full) or adapter (LoRA) is written, as safetensors. */
     output: z.string(),
+    /** Extra safetensors metadata for the output (the tokenizer, say); a base checkpoint's is carried over. */
+    metadata: z.record(z.string(), z.string()).default({}),
   })
   .strict()
   .superRefine((job, ctx) => {
@@ -274,7 +276,10 @@ export async function runTrainingJob(
       baseUnchanged = sameBits(baseValues, trainer.baseValues());
       await writeCheckpoint(job.output, adapterCheckpoint(config, lora, trainer.trained()));
     } else {
-      await writeCheckpoint(job.output, modelCheckpoint(config, trainer.trained()));
+      const carried = Object.fromEntries(
+        Object.entries(base?.metadata ?? {}).filter(([k]) => k !== CHECKPOINT_KIND && k !== CHECKPOINT_CONFIG),
+      );
+      await writeCheckpoint(job.output, modelCheckpoint(config, trainer.trained(), { ...carried, ...job.metadata }));
     }
     return {
       output: job.output,

@@ -39,8 +39,21 @@ export const llamaConfigSchema = z
 export type LlamaConfig = z.infer<typeof llamaConfigSchema>;
 export type LlamaConfigInput = z.input<typeof llamaConfigSchema>;
 
-/** Projections a LoRA adapter may wrap; llama.cpp's build_lora_mm applies adapters on each of them. */
-export const LORA_TARGETS = ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down'] as const;
+/**
+ * Projections a LoRA adapter may wrap; llama.cpp's build_lora_mm applies adapters on each of
+ * them (src/models/llama.cpp). `output` is the head: with a frozen head whose weights are
+ * small, adapters inside the blocks cannot move the logits far.
+ */
+export const LORA_TARGETS = [
+  'attn_q',
+  'attn_k',
+  'attn_v',
+  'attn_output',
+  'ffn_gate',
+  'ffn_up',
+  'ffn_down',
+  'output',
+] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
 
 export const loraConfigSchema = z
@@ -104,15 +117,17 @@ export function baseTensorSpecs(config: LlamaConfig): TensorSpec[] {
 export function loraTensorSpecs(config: LlamaConfig, lora: LoraConfig): TensorSpec[] {
   const specs: TensorSpec[] = [];
   const base = new Map(baseTensorSpecs(config).map((s) => [s.name, s]));
-  for (let i = 0; i < config.blockCount; i++) {
-    for (const target of lora.targets) {
-      const name = `blk.${i}.${target}.weight`;
-      const [inDim, outDim] = (base.get(name) as TensorSpec).shape as [number, number];
-      specs.push(
-        { name: `${name}.lora_a`, shape: [inDim, lora.rank], init: 'lora_a' },
-        { name: `${name}.lora_b`, shape: [lora.rank, outDim], init: 'zeros' },
-      );
-    }
+  const names = lora.targets.flatMap((target) =>
+    target === 'output'
+      ? ['output.weight']
+      : Array.from({ length: config.blockCount }, (_, i) => `blk.${i}.${target}.weight`),
+  );
+  for (const name of names) {
+    const [inDim, outDim] = (base.get(name) as TensorSpec).shape as [number, number];
+    specs.push(
+      { name: `${name}.lora_a`, shape: [inDim, lora.rank], init: 'lora_a' },
+      { name: `${name}.lora_b`, shape: [lora.rank, outDim], init: 'zeros' },
+    );
   }
   return specs;
 }

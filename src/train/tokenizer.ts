@@ -67,7 +67,8 @@ export interface BpeTokenizer extends BpeVocabulary {
 
 /** Learns merges from the corpus until the vocabulary (256 bytes + merges + end-of-text) reaches `vocabSize`. */
 export function trainBpe(corpus: string, vocabSize: number): BpeTokenizer {
-  if (!Number.isInteger(vocabSize) || vocabSize < 257) throw new ValidationError('a byte-level BPE vocabulary needs at least 257 tokens');
+  if (!Number.isInteger(vocabSize) || vocabSize < 257)
+    throw new ValidationError('a byte-level BPE vocabulary needs at least 257 tokens');
   const counts = new Map<string, number>();
   for (const piece of preTokenize(corpus)) counts.set(piece, (counts.get(piece) ?? 0) + 1);
   const words = [...counts].map(([piece, count]) => ({ symbols: byteSymbols(piece), count }));
