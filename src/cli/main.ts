@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { BerthaError } from '../core/errors.ts';
 import { BERTHA_VERSION } from '../core/version.ts';
 import { registerConfigCommand } from './commands/config.ts';
+import { registerDeployCommand } from './commands/deploy.ts';
 import { registerPipelineCommand } from './commands/pipeline.ts';
 import { registerStepCommand } from './commands/step.ts';
 import { registerUpCommand } from './commands/up.ts';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerConfigCommand(program);
   registerPipelineCommand(program);
   registerStepCommand(program);
+  registerDeployCommand(program);
   return program;
 }
 

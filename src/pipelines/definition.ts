@@ -52,8 +52,8 @@ export interface StepSpec {
 
 /** What sets a pipeline off in Argo Events (the local runner gets the same from sensors). */
 export interface ArgoEventsTrigger {
-  /** `uploads`: object created in the documents bucket; `alertmanager`: a firing alert. */
-  source: 'uploads' | 'alertmanager';
+  /** `uploads` / `removals`: object created in / removed from the documents bucket; `alertmanager`: a firing alert. */
+  source: 'uploads' | 'removals' | 'alertmanager';
   /** Workflow parameter -> path in the event (Argo Events `dataKey`), e.g. `notification.0.s3.object.key`. */
   parameters: Record<string, string>;
 }
