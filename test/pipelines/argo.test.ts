@@ -86,7 +86,7 @@ describe('Argo compilation', () => {
     const template = render().find(
       ({ manifest }) => manifest.metadata.name === 'word-stats' && manifest.kind === 'WorkflowTemplate',
     );
-    const spec = (template?.manifest as Loose).spec;
+    const spec = ((template as RenderedManifest).manifest as Loose).spec;
     const report = spec.templates.find((entry: { name: string }) => entry.name === 'report');
     expect(report.container.args).toEqual([
       'step',
@@ -113,7 +113,7 @@ describe('Argo compilation', () => {
       value: '{{tasks.count.outputs.parameters.counts}}',
     });
     const sensor = render().find(({ manifest }) => manifest.kind === 'Sensor');
-    expect((sensor?.manifest as Loose).spec.triggers[0].template.argoWorkflow.parameters).toEqual([
+    expect(((sensor as RenderedManifest).manifest as Loose).spec.triggers[0].template.argoWorkflow.parameters).toEqual([
       {
         src: { dependencyName: 'uploads', dataKey: 'notification.0.s3.object.key' },
         dest: 'spec.arguments.parameters.0.value',

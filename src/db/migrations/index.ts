@@ -4,10 +4,10 @@ import * as events from './0001_events.ts';
 import * as pipelineTriggers from './0002_pipeline_triggers.ts';
 import * as answers from './0010_answers.ts';
 import * as feedback from './0020_feedback.ts';
+import * as knowledge from './0030_knowledge.ts';
 import * as pipelines from './0040_pipelines.ts';
 import * as tracking from './0050_tracking.ts';
 import * as modelRegistry from './0051_model_registry.ts';
-import * as knowledge from './0030_knowledge.ts';
 
 interface DialectMigration {
   up(db: Kysely<unknown>, dialect: SqlDialectName): Promise<void>;
