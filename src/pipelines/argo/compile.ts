@@ -245,7 +245,9 @@ export function renderSensors(definition: PipelineDefinition, options: ArgoRende
                               arguments: {
                                 parameters: params.map(([param, spec]) => ({
                                   name: param,
-                                  value: spec.default !== undefined ? String(spec.default) : '',
+                                  value:
+                                    trigger.constants?.[param] ??
+                                    (spec.default !== undefined ? String(spec.default) : ''),
                                 })),
                               },
                             }
