@@ -199,7 +199,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     logger: logger.child({ component: 'chat' }),
   });
   readiness.register({ name: 'model', check: () => chat.status() });
-  const builtin = builtinPipelines();
+  const builtin = builtinPipelines({});
   const pipelineCatalog = createPipelineCatalog(builtin.definitions, createStepHandlerRegistry(builtin.handlers));
   const pipelineStore = createRunStore(db);
   const pipelineRunner = createLocalRunner({

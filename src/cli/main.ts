@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { BerthaError } from '../core/errors.ts';
 import { BERTHA_VERSION } from '../core/version.ts';
 import { registerConfigCommand } from './commands/config.ts';
+import { registerDeployCommand } from './commands/deploy.ts';
 import { registerModelCommand } from './commands/model.ts';
 import { registerModelsCommand } from './commands/models.ts';
 import { registerMonitorCommand } from './commands/monitor.ts';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerStepCommand(program);
   registerModelsCommand(program);
   registerRunsCommand(program);
+  registerDeployCommand(program);
   return program;
 }
 

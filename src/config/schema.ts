@@ -261,6 +261,8 @@ export const pipelineArgoSchema = z
   .object({
     namespace: z.string().default('bertha'),
     image: z.string().default('ghcr.io/bertha/bertha:latest'),
+    /** How the image starts the CLI; each step pod runs `<command> step <pipeline> <step> ...`. */
+    command: z.array(z.string().min(1)).min(1).default(['bertha']),
     serviceAccount: z.string().default('bertha-pipelines'),
     /** Secret with BERTHA_* variables (database URL, object store credentials) for step pods. */
     configSecret: z.string().default('bertha-config'),
