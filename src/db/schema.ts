@@ -42,6 +42,9 @@ export interface AnswersTable {
   completion_tokens: number;
   ttft_ms: number | null;
   latency_ms: number;
+  /** Time the runtime spent on the answer: what local models are priced by. */
+  compute_ms: number;
+  /** Tokens x price (upstream) or compute seconds x price (local), in the configured currency. */
   cost: number;
   created_at: string;
   finished_at: string | null;
@@ -65,6 +68,111 @@ export interface PipelineTriggersTable {
   run_id: string | null;
   created_at: string;
   updated_at: string;
+}
+
+/** A user's current vote on one answer (one per answer and user; a new vote replaces it). */
+export interface FeedbackTable {
+  id: string;
+  /** The `answers` row voted on (the response id clients saw). */
+  answer_id: string;
+  /** From `x-bertha-user` or the request body; `anonymous` otherwise. */
+  user_id: string;
+  /** Copied from the answer so feedback filters and counts by model version without a join. */
+  model_version: string;
+  /** `up` or `down`. */
+  rating: string;
+  comment: string | null;
+  correction: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/**
+ * Every vote cast, append-only. `counted` is 1 when the vote was new or changed the rating
+ * (it incremented `bertha_feedback_total`); a repeat of the same rating is 0.
+ */
+export interface FeedbackVotesTable {
+  id: string;
+  feedback_id: string;
+  model_version: string;
+  rating: string;
+  previous_rating: string | null;
+  counted: number;
+/** A pipeline run. Status: `queued`, `running`, `succeeded`, `failed`, `cancelled`. */
+export interface PipelineRunsTable {
+  id: string;
+  pipeline: string;
+  status: string;
+  /** `local` (claimed by a local runner) or `argo` (each step runs as `bertha step` in a pod). */
+  executor: string;
+  params_json: string;
+  /** `api`, `cli`, `trigger`, `schedule`. */
+  source: string;
+  trigger_id: string | null;
+  concurrency_key: string | null;
+  /** The runner that holds the run while `lease_until` is in the future. */
+  owner: string | null;
+  lease_until: string | null;
+  cancel_requested: number;
+  error: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  updated_at: string;
+}
+
+/** One step of a run. Status: `pending`, `running`, `succeeded`, `failed`, `cancelled`, `skipped`. */
+export interface PipelineStepsTable {
+  id: string;
+  run_id: string;
+  name: string;
+  status: string;
+  attempts: number;
+  cache_key: string | null;
+  /** The run whose artifacts this step reused through its cache key. */
+  cached_from: string | null;
+  progress: number | null;
+  progress_message: string | null;
+  error: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  updated_at: string;
+}
+
+/** One try of a step. Status: `running`, `succeeded`, `failed`, `interrupted`, `cancelled`. */
+export interface PipelineAttemptsTable {
+  id: string;
+  run_id: string;
+  step: string;
+  attempt: number;
+  status: string;
+  owner: string;
+  error: string | null;
+  started_at: string;
+  finished_at: string | null;
+}
+
+/** An output of a step, stored in the ObjectStore under `object_key`. */
+export interface PipelineArtifactsTable {
+  id: string;
+  run_id: string;
+  step: string;
+  name: string;
+  object_key: string;
+  size: number;
+  etag: string;
+  created_at: string;
+}
+
+export interface PipelineLogsTable {
+  id: string;
+  run_id: string;
+  step: string;
+  attempt: number;
+  level: string;
+  message: string;
+  fields_json: string | null;
+  created_at: string;
 }
 
 /** Tracking tables follow MLflow's model: times are epoch ms (int64 in MLflow's protos; PostgreSQL returns them as strings). */
@@ -168,12 +276,49 @@ export interface RegisteredModelAliasesTable {
   alias: string;
   version: number;
   updated_at: string;
+/**
+ * A document of the knowledge base: one per object key. `version` is the SHA-256 of the content
+ * last loaded; status `pending` (loading or vectorizing), `ingested`, `failed` (+ `error`).
+ */
+export interface DocumentsTable {
+  id: string;
+  key: string;
+  version: string | null;
+  status: string;
+  error: string | null;
+  size: number | null;
+  content_type: string | null;
+  chunk_count: number;
+  /** Loader facts: page count, title, format. */
+  metadata_json: string;
+  created_at: string;
+  updated_at: string;
+  ingested_at: string | null;
+}
+
+/** A passage cut from one version of a document; the vector store holds its vector under the same id. */
+export interface ChunksTable {
+  id: string;
+  document_id: string;
+  document_version: string;
+  ordinal: number;
+  text: string;
+  /** Page, section heading, character offsets. */
+  metadata_json: string;
+  created_at: string;
 }
 
 export interface Database {
   events: EventsTable;
   answers: AnswersTable;
   pipeline_triggers: PipelineTriggersTable;
+  feedback: FeedbackTable;
+  feedback_votes: FeedbackVotesTable;
+  pipeline_runs: PipelineRunsTable;
+  pipeline_steps: PipelineStepsTable;
+  pipeline_attempts: PipelineAttemptsTable;
+  pipeline_artifacts: PipelineArtifactsTable;
+  pipeline_logs: PipelineLogsTable;
   tracking_experiments: TrackingExperimentsTable;
   tracking_experiment_tags: TrackingExperimentTagsTable;
   tracking_runs: TrackingRunsTable;
@@ -187,4 +332,6 @@ export interface Database {
   model_versions: ModelVersionsTable;
   model_version_tags: ModelVersionTagsTable;
   registered_model_aliases: RegisteredModelAliasesTable;
+  documents: DocumentsTable;
+  chunks: ChunksTable;
 }
