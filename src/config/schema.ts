@@ -283,6 +283,9 @@ export const pipelinesSchema = z
     leaseMs: z.number().int().positive().default(15_000),
     schedules: z.array(pipelineScheduleSchema).default([]),
     argo: pipelineArgoSchema.default(pipelineArgoSchema.parse({})),
+  })
+  .strict();
+
 export const trackingSchema = z
   .object({
     /** A remote MLflow server for pipeline steps and the CLI; empty = Bertha's own embedded server. */
