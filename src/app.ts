@@ -30,6 +30,7 @@ import {
 } from './monitor/index.ts';
 import { createFsObjectStore } from './objects/fs.ts';
 import type { ObjectStore } from './objects/index.ts';
+import { createS3ObjectStore } from './objects/s3.ts';
 import { builtinPipelines } from './pipelines/builtin/index.ts';
 import {
   createLocalRunner,
@@ -40,7 +41,6 @@ import {
   type PipelineCatalog,
   type RunStore,
 } from './pipelines/index.ts';
-import { createS3ObjectStore } from './objects/s3.ts';
 import { createHttpServer } from './server/http.ts';
 import { createReadiness, type Readiness } from './server/readiness.ts';
 import { registerAlertmanagerGateway } from './server/routes/alertmanager.ts';
@@ -50,12 +50,14 @@ import { registerFeedbackRoutes } from './server/routes/feedback.ts';
 import { registerHealthRoutes } from './server/routes/health.ts';
 import { registerMetricsRoute } from './server/routes/metrics.ts';
 import { registerOpenAiRoutes } from './server/routes/openai.ts';
-import { registerTriggerRoutes } from './server/routes/triggers.ts';
 import { registerPipelineRoutes } from './server/routes/pipelines.ts';
+import { registerTriggerRoutes } from './server/routes/triggers.ts';
 import {
+  CHAMPION,
   createModelRegistry,
   createRegistryStore,
   createTrackingStore,
+  followAlias,
   type ModelRegistry,
   registerModelBundleRoutes,
   registerTrackingRoutes,
@@ -258,6 +260,15 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
   });
   registerTrackingRoutes(http, { tracking, registry, objects });
   registerModelBundleRoutes(http, registry);
+  // The registry's champion decides what chat serves; moving the alias swaps the bundle.
+  const champion = followAlias({
+    registry,
+    bus,
+    logger: logger.child({ component: 'registry' }),
+    model: config.tracking.model,
+    alias: CHAMPION,
+    onBundle: (bundle) => chat.swapBundle(bundle),
+  });
 
   let closing: Promise<void> | undefined;
   const bertha: Bertha = {
@@ -285,6 +296,8 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     close() {
       closing ??= (async () => {
         await http.close();
+        champion.stop();
+        await champion.started;
         await chat.close();
         await stopWatcher();
         await pipelineRunner.stop();
