@@ -53,9 +53,11 @@ import { registerOpenAiRoutes } from './server/routes/openai.ts';
 import { registerPipelineRoutes } from './server/routes/pipelines.ts';
 import { registerTriggerRoutes } from './server/routes/triggers.ts';
 import {
+  CHAMPION,
   createModelRegistry,
   createRegistryStore,
   createTrackingStore,
+  followAlias,
   type ModelRegistry,
   registerModelBundleRoutes,
   registerTrackingRoutes,
@@ -258,6 +260,15 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
   });
   registerTrackingRoutes(http, { tracking, registry, objects });
   registerModelBundleRoutes(http, registry);
+  // The registry's champion decides what chat serves; moving the alias swaps the bundle.
+  const champion = followAlias({
+    registry,
+    bus,
+    logger: logger.child({ component: 'registry' }),
+    model: config.tracking.model,
+    alias: CHAMPION,
+    onBundle: (bundle) => chat.swapBundle(bundle),
+  });
 
   let closing: Promise<void> | undefined;
   const bertha: Bertha = {
@@ -285,6 +296,8 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     close() {
       closing ??= (async () => {
         await http.close();
+        champion.stop();
+        await champion.started;
         await chat.close();
         await stopWatcher();
         await pipelineRunner.stop();
