@@ -1,23 +1,22 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { getLlama, LlamaChat, type LlamaChat as LlamaChatType, LlamaLogLevel } from 'node-llama-cpp';
-import YAML from 'yaml';
-import { createBertha } from '../src/app.ts';
-import { loadConfig } from '../src/config/index.ts';
 import { LLAMA2_CHAT_TEMPLATE, llamaTensorShapes, writeLlamaGguf } from '../src/gguf/index.ts';
 import { toChatHistory } from '../src/llm/llama-cpp.ts';
 import { tinySentencePieceTokenizer } from '../test/fixtures/tiny-llama.ts';
 import { percentile, reportFigures, round } from './stats.ts';
 
 // Tokens/s and time to first token through Bertha's HTTP API (SSE streaming, answer records,
-// metrics) against node-llama-cpp called directly (LlamaChat on a context sequence, the same
-// calls Bertha's runtime makes) on the same GGUF in the same process, at 1 and 4 streams.
+// metrics; `bertha up --model` in a child process) against node-llama-cpp called directly in
+// this process (LlamaChat on a context sequence, the calls Bertha's runtime makes) on the same
+// GGUF, at 1 and 4 concurrent streams.
 // The model is a random-weight llama big enough that a token costs what it does in practice
 // (~27M parameters, F16), so per-token overheads are measured against real decode work.
 const MAX_TOKENS = Number(process.env.BENCH_MAX_TOKENS ?? 48);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
-const THREADS = availableParallelism();
+const THREADS = Number(process.env.BENCH_THREADS ?? availableParallelism());
 const dir = mkdtempSync(path.join(tmpdir(), 'bertha-bench-serving-'));
 
 function seeded(seed: number): () => number {
@@ -101,22 +100,36 @@ async function rawStream(chat: LlamaChatType, index: number): Promise<StreamTimi
   return { ttftMs, tokens: chat.sequence.tokenMeter.diff(before).usedOutputTokens, ms: performance.now() - started };
 }
 
-// --- Bertha over HTTP ---------------------------------------------------------------------
-writeFileSync(
-  path.join(dir, 'bertha.yaml'),
-  YAML.stringify({
-    dataDir: dir,
-    server: { port: 0 },
-    log: { level: 'silent' },
-    serving: { model: modelPath, llamaCpp: { gpu: 'off', parallel: 4, contextSize: 1024, maxThreads: THREADS } },
-  }),
+// --- Bertha over HTTP: `bertha up --model` in its own process, as users run it ----------
+const berthaProcess = spawn(
+  process.execPath,
+  [
+    path.resolve('bin/bertha.js'),
+    'up',
+    '--port',
+    '0',
+    '--data-dir',
+    dir,
+    '--model',
+    modelPath,
+    ...['gpu=off', 'parallel=4', 'contextSize=1024', `maxThreads=${THREADS}`].flatMap((setting) => [
+      '--set',
+      `serving.llamaCpp.${setting}`,
+    ]),
+  ],
+  { stdio: ['ignore', 'pipe', 'inherit'] },
 );
-const bertha = await createBertha(loadConfig({ config: path.join(dir, 'bertha.yaml') }, {}, dir).config);
-const url = await bertha.listen();
-while (!bertha.chat.status().ready) {
-  if (bertha.chat.status().detail.includes('failed')) throw new Error(bertha.chat.status().detail);
-  await new Promise((resolve) => setTimeout(resolve, 20));
-}
+const url = await new Promise<string>((resolve, reject) => {
+  let output = '';
+  berthaProcess.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    const match = /"url":"(http:\/\/[^"]+)".*"msg":"bertha is up"/.exec(output);
+    if (match?.[1]) resolve(match[1]);
+    if (output.length > 100_000) output = output.slice(-10_000);
+  });
+  berthaProcess.on('exit', (code) => reject(new Error(`bertha exited with ${code}`)));
+});
+while ((await fetch(`${url}/readyz`)).status !== 200) await new Promise((resolve) => setTimeout(resolve, 50));
 
 async function berthaStream(index: number): Promise<StreamTiming> {
   const started = performance.now();
@@ -183,7 +196,8 @@ for (let round = 0; round < ROUNDS; round++) {
   progress(`round ${round + 1}/${ROUNDS}`);
 }
 
-await bertha.close();
+berthaProcess.kill('SIGTERM');
+await new Promise((resolve) => berthaProcess.once('exit', resolve));
 await rawContext.dispose();
 await rawModel.dispose();
 rmSync(dir, { recursive: true, force: true });

@@ -30,6 +30,7 @@ import {
 } from './monitor/index.ts';
 import { createFsObjectStore } from './objects/fs.ts';
 import type { ObjectStore } from './objects/index.ts';
+import { createS3ObjectStore } from './objects/s3.ts';
 import { builtinPipelines } from './pipelines/builtin/index.ts';
 import {
   createLocalRunner,
@@ -40,7 +41,6 @@ import {
   type PipelineCatalog,
   type RunStore,
 } from './pipelines/index.ts';
-import { createS3ObjectStore } from './objects/s3.ts';
 import { createHttpServer } from './server/http.ts';
 import { createReadiness, type Readiness } from './server/readiness.ts';
 import { registerAlertmanagerGateway } from './server/routes/alertmanager.ts';
@@ -50,8 +50,8 @@ import { registerFeedbackRoutes } from './server/routes/feedback.ts';
 import { registerHealthRoutes } from './server/routes/health.ts';
 import { registerMetricsRoute } from './server/routes/metrics.ts';
 import { registerOpenAiRoutes } from './server/routes/openai.ts';
-import { registerTriggerRoutes } from './server/routes/triggers.ts';
 import { registerPipelineRoutes } from './server/routes/pipelines.ts';
+import { registerTriggerRoutes } from './server/routes/triggers.ts';
 import {
   createModelRegistry,
   createRegistryStore,

@@ -245,6 +245,7 @@ export const DEFAULT_SENSORS: z.input<typeof sensorSchema>[] = [
     debounceMs: 1_000,
   },
 ];
+
 export const pipelineScheduleSchema = z
   .object({
     name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes'),
@@ -283,6 +284,9 @@ export const pipelinesSchema = z
     leaseMs: z.number().int().positive().default(15_000),
     schedules: z.array(pipelineScheduleSchema).default([]),
     argo: pipelineArgoSchema.default(pipelineArgoSchema.parse({})),
+  })
+  .strict();
+
 export const trackingSchema = z
   .object({
     /** A remote MLflow server for pipeline steps and the CLI; empty = Bertha's own embedded server. */

@@ -9,7 +9,6 @@ import type { Generated } from 'kysely';
  */
 export interface EventsTable {
   id: string;
-  seq: Generated<number>;
   type: string;
   source: string;
   subject: string | null;
@@ -98,6 +97,9 @@ export interface FeedbackVotesTable {
   rating: string;
   previous_rating: string | null;
   counted: number;
+  created_at: string;
+}
+
 /** A pipeline run. Status: `queued`, `running`, `succeeded`, `failed`, `cancelled`. */
 export interface PipelineRunsTable {
   id: string;
@@ -276,6 +278,8 @@ export interface RegisteredModelAliasesTable {
   alias: string;
   version: number;
   updated_at: string;
+}
+
 /**
  * A document of the knowledge base: one per object key. `version` is the SHA-256 of the content
  * last loaded; status `pending` (loading or vectorizing), `ingested`, `failed` (+ `error`).
