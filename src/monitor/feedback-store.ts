@@ -104,18 +104,29 @@ export function createFeedbackStore(db: MetadataDb): FeedbackStore {
 
   async function recordOnce(input: FeedbackInput): Promise<RecordedFeedback> {
     return kysely.transaction().execute(async (trx) => {
-      const answer = await trx
+      // One round trip: the answer (404 when missing) and this user's earlier vote on it, if any.
+      const found = await trx
         .selectFrom('answers')
-        .select('model_version')
-        .where('id', '=', input.responseId)
+        .leftJoin('feedback', (join) =>
+          join.onRef('feedback.answer_id', '=', 'answers.id').on('feedback.user_id', '=', input.userId),
+        )
+        .select([
+          'answers.model_version as answer_model_version',
+          'feedback.id',
+          'feedback.answer_id',
+          'feedback.user_id',
+          'feedback.model_version',
+          'feedback.rating',
+          'feedback.comment',
+          'feedback.correction',
+          'feedback.created_at',
+          'feedback.updated_at',
+        ])
+        .where('answers.id', '=', input.responseId)
         .executeTakeFirst();
-      if (!answer) throw new NotFoundError('response', input.responseId);
-      const existing = await trx
-        .selectFrom('feedback')
-        .selectAll()
-        .where('answer_id', '=', input.responseId)
-        .where('user_id', '=', input.userId)
-        .executeTakeFirst();
+      if (!found) throw new NotFoundError('response', input.responseId);
+      const { answer_model_version: answerModelVersion, ...earlier } = found;
+      const existing = earlier.id === null ? undefined : (earlier as FeedbackRow);
       const now = isoNow();
       const comment = input.comment ?? null;
       const correction = input.correction ?? null;
@@ -132,7 +143,7 @@ export function createFeedbackStore(db: MetadataDb): FeedbackStore {
           id: newId('fb'),
           answer_id: input.responseId,
           user_id: input.userId,
-          model_version: answer.model_version,
+          model_version: answerModelVersion,
           rating: input.rating,
           comment,
           correction,
