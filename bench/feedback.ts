@@ -76,6 +76,7 @@ for (let i = 0; i < 200; i++) {
       completion_tokens: 1,
       ttft_ms: 1,
       latency_ms: 1,
+      compute_ms: 1,
       cost: 0,
       created_at: now,
       finished_at: now,

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { BerthaError } from '../core/errors.ts';
 import { BERTHA_VERSION } from '../core/version.ts';
 import { registerConfigCommand } from './commands/config.ts';
+import { registerModelCommand } from './commands/model.ts';
 import { registerMonitorCommand } from './commands/monitor.ts';
 import { registerUpCommand } from './commands/up.ts';
 
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerUpCommand(program);
   registerConfigCommand(program);
   registerMonitorCommand(program);
+  registerModelCommand(program);
   return program;
 }
 

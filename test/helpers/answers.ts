@@ -29,6 +29,7 @@ export async function insertAnswer(
       completion_tokens: 7,
       ttft_ms: 1,
       latency_ms: 2,
+      compute_ms: 2,
       cost: 0,
       created_at: now,
       finished_at: now,
