@@ -30,6 +30,17 @@ import {
 } from './monitor/index.ts';
 import { createFsObjectStore } from './objects/fs.ts';
 import type { ObjectStore } from './objects/index.ts';
+import { createS3ObjectStore } from './objects/s3.ts';
+import { builtinPipelines } from './pipelines/builtin/index.ts';
+import {
+  createLocalRunner,
+  createPipelineCatalog,
+  createRunStore,
+  createStepHandlerRegistry,
+  type LocalRunner,
+  type PipelineCatalog,
+  type RunStore,
+} from './pipelines/index.ts';
 import { createHttpServer } from './server/http.ts';
 import { createReadiness, type Readiness } from './server/readiness.ts';
 import { registerAlertmanagerGateway } from './server/routes/alertmanager.ts';
@@ -39,7 +50,17 @@ import { registerFeedbackRoutes } from './server/routes/feedback.ts';
 import { registerHealthRoutes } from './server/routes/health.ts';
 import { registerMetricsRoute } from './server/routes/metrics.ts';
 import { registerOpenAiRoutes } from './server/routes/openai.ts';
+import { registerPipelineRoutes } from './server/routes/pipelines.ts';
 import { registerTriggerRoutes } from './server/routes/triggers.ts';
+import {
+  createModelRegistry,
+  createRegistryStore,
+  createTrackingStore,
+  type ModelRegistry,
+  registerModelBundleRoutes,
+  registerTrackingRoutes,
+  type TrackingStore,
+} from './tracking/index.ts';
 
 /**
  * The one place that reads the config and wires adapters into ports. Nothing imports
@@ -54,10 +75,16 @@ export interface Bertha {
   metrics: Registry;
   feedback: FeedbackStore;
   readiness: Readiness;
+  /** Experiment tracking (MLflow's tracking service, embedded). */
+  tracking: TrackingStore;
+  /** Model registry: versions, aliases, and the bundle an alias serves (`resolveAlias`). */
+  registry: ModelRegistry;
   http: FastifyInstance;
   /** Answers `/v1/chat/completions`; `chat.swapBundle` moves serving to another model bundle. */
   chat: ChatService;
   answers: AnswerStore;
+  /** Pipeline definitions, their run rows, and the local runner (started by `listen` when enabled). */
+  pipelines: { catalog: PipelineCatalog; store: RunStore; runner: LocalRunner };
   /** Base URL once `listen` resolved. */
   url: string | undefined;
   listen(): Promise<string>;
@@ -72,6 +99,18 @@ export function openMetadataDb(config: Config): MetadataDb {
 }
 
 export function openObjectStore(config: Config): ObjectStore {
+  if (config.objects.driver === 's3') {
+    const s3 = config.objects.s3;
+    return createS3ObjectStore({
+      bucket: s3.bucket,
+      endpoint: s3.endpoint || undefined,
+      region: s3.region,
+      forcePathStyle: s3.forcePathStyle,
+      accessKeyId: s3.accessKeyId || undefined,
+      secretAccessKey: s3.secretAccessKey || undefined,
+      prefix: s3.prefix,
+    });
+  }
   return createFsObjectStore({ root: config.objects.root });
 }
 
@@ -160,6 +199,20 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     logger: logger.child({ component: 'chat' }),
   });
   readiness.register({ name: 'model', check: () => chat.status() });
+  const builtin = builtinPipelines();
+  const pipelineCatalog = createPipelineCatalog(builtin.definitions, createStepHandlerRegistry(builtin.handlers));
+  const pipelineStore = createRunStore(db);
+  const pipelineRunner = createLocalRunner({
+    store: pipelineStore,
+    objects,
+    catalog: pipelineCatalog,
+    logger,
+    stepConcurrency: config.pipelines.stepConcurrency,
+    maxConcurrentRuns: config.pipelines.maxConcurrentRuns,
+    pollIntervalMs: config.pipelines.pollIntervalMs,
+    leaseMs: config.pipelines.leaseMs,
+    schedules: config.pipelines.schedules,
+  });
 
   const http = createHttpServer({ logger, bodyLimitBytes: config.server.bodyLimitBytes });
   registerHealthRoutes(http, readiness, BERTHA_VERSION);
@@ -196,6 +249,15 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
           logger: logger.child({ component: 'watcher' }),
         }).start(config.monitor.watcherIntervalMs)
       : async () => undefined;
+  registerPipelineRoutes(http, { catalog: pipelineCatalog, store: pipelineStore, runner: pipelineRunner });
+  const tracking = createTrackingStore(db);
+  const registry = createModelRegistry({
+    store: createRegistryStore(db),
+    bus,
+    logger: logger.child({ component: 'registry' }),
+  });
+  registerTrackingRoutes(http, { tracking, registry, objects });
+  registerModelBundleRoutes(http, registry);
 
   let closing: Promise<void> | undefined;
   const bertha: Bertha = {
@@ -207,20 +269,25 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     metrics,
     feedback,
     readiness,
+    tracking,
+    registry,
     http,
     chat,
     answers,
+    pipelines: { catalog: pipelineCatalog, store: pipelineStore, runner: pipelineRunner },
     url: undefined,
     async listen() {
       const address = await http.listen({ host: config.server.host, port: config.server.port });
+      if (config.pipelines.runner) pipelineRunner.start();
       bertha.url = address;
       return address;
     },
     close() {
       closing ??= (async () => {
         await http.close();
-        await stopWatcher();
         await chat.close();
+        await stopWatcher();
+        await pipelineRunner.stop();
         await bus.drain();
         stopSensors();
         await db.close();

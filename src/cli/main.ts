@@ -3,7 +3,11 @@ import { BerthaError } from '../core/errors.ts';
 import { BERTHA_VERSION } from '../core/version.ts';
 import { registerConfigCommand } from './commands/config.ts';
 import { registerModelCommand } from './commands/model.ts';
+import { registerModelsCommand } from './commands/models.ts';
 import { registerMonitorCommand } from './commands/monitor.ts';
+import { registerPipelineCommand } from './commands/pipeline.ts';
+import { registerRunsCommand } from './commands/runs.ts';
+import { registerStepCommand } from './commands/step.ts';
 import { registerUpCommand } from './commands/up.ts';
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -24,8 +28,12 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerUpCommand(program);
   registerConfigCommand(program);
-  registerMonitorCommand(program);
   registerModelCommand(program);
+  registerMonitorCommand(program);
+  registerPipelineCommand(program);
+  registerStepCommand(program);
+  registerModelsCommand(program);
+  registerRunsCommand(program);
   return program;
 }
 

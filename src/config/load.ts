@@ -178,11 +178,15 @@ function resolveConfig(config: Config, cwd: string): Config {
     dataDir,
     database: { ...config.database, url: databaseUrl },
     objects: { ...config.objects, root: path.resolve(dataDir, config.objects.root || 'objects') },
-    monitor: { ...config.monitor, berthaUrl: config.monitor.berthaUrl || defaultBerthaUrl(config) },
     serving: {
       ...config.serving,
       model: config.serving.model ? path.resolve(cwd, config.serving.model) : '',
       adapters: config.serving.adapters.map((adapter) => ({ ...adapter, path: path.resolve(cwd, adapter.path) })),
+    },
+    monitor: { ...config.monitor, berthaUrl: config.monitor.berthaUrl || defaultBerthaUrl(config) },
+    knowledge: {
+      ...config.knowledge,
+      lancedbPath: path.resolve(dataDir, config.knowledge.lancedbPath || 'vectors'),
     },
   };
 }
