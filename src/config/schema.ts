@@ -219,6 +219,10 @@ export const sensorSchema = z
   })
   .strict();
 
+/**
+ * Retraining is debounced and limited to one at a time per model version; every object
+ * change triggers ingestion (a removal right after an upload must not be dropped).
+ */
 export const DEFAULT_SENSORS: z.input<typeof sensorSchema>[] = [
   {
     name: 'retrain-on-degradation',
@@ -233,16 +237,12 @@ export const DEFAULT_SENSORS: z.input<typeof sensorSchema>[] = [
     event: 'object.created',
     pipeline: 'vector-ingestion',
     params: { key: '{{payload.key}}', change: 'created' },
-    concurrencyKey: 'vector-ingestion:{{payload.key}}',
-    debounceMs: 1_000,
   },
   {
     name: 'ingest-removed-object',
     event: 'object.removed',
     pipeline: 'vector-ingestion',
     params: { key: '{{payload.key}}', change: 'removed' },
-    concurrencyKey: 'vector-ingestion:{{payload.key}}',
-    debounceMs: 1_000,
   },
 ];
 
