@@ -99,10 +99,19 @@ export interface ChunksTable {
   created_at: string;
 }
 
+/** The last state of an object the watcher or poller saw (fs folder or S3 bucket). */
+export interface ObjectSnapshotsTable {
+  key: string;
+  etag: string;
+  size: number;
+  seen_at: string;
+}
+
 export interface Database {
   events: EventsTable;
   answers: AnswersTable;
   pipeline_triggers: PipelineTriggersTable;
   documents: DocumentsTable;
   chunks: ChunksTable;
+  object_snapshots: ObjectSnapshotsTable;
 }

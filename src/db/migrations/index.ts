@@ -4,6 +4,7 @@ import * as events from './0001_events.ts';
 import * as pipelineTriggers from './0002_pipeline_triggers.ts';
 import * as answers from './0010_answers.ts';
 import * as knowledge from './0030_knowledge.ts';
+import * as objectSnapshots from './0031_object_snapshots.ts';
 
 interface DialectMigration {
   up(db: Kysely<unknown>, dialect: SqlDialectName): Promise<void>;
@@ -18,6 +19,7 @@ const ordered: Record<string, DialectMigration> = {
   '0002_pipeline_triggers': pipelineTriggers,
   '0010_answers': answers,
   '0030_knowledge': knowledge,
+  '0031_object_snapshots': objectSnapshots,
 };
 
 export function migrationsFor(dialect: SqlDialectName): Record<string, Migration> {
