@@ -1,4 +1,5 @@
 export { type Checkpoint, readCheckpoint, writeCheckpoint } from './checkpoint.ts';
+export { exportLoraGguf, exportModelGguf } from './export.ts';
 export {
   readAdapterCheckpoint,
   readModelCheckpoint,
@@ -9,4 +10,13 @@ export {
   trainingJobSchema,
 } from './job.ts';
 export { type LlamaConfig, LORA_TARGETS, type LoraConfig, type LoraTarget, parameterCount } from './model.ts';
+export {
+  type EnsureStarterModelOptions,
+  ensureStarterModel,
+  prepareStarterModel,
+  STARTER_RECIPE,
+  type StarterModel,
+  type StarterModelPreparation,
+  type StarterProgress,
+} from './starter.ts';
 export { type RunTrainingOptions, runTraining, TrainingCancelledError, TrainingFailedError } from './supervisor.ts';

@@ -56,6 +56,8 @@ export interface EnsureStarterModelOptions {
   signal?: AbortSignal;
   onProgress?: (progress: StarterProgress) => void;
   threads?: number;
+  /** Overrides the recipe's step count (the cache key follows). */
+  steps?: number;
   logger?: Logger;
 }
 
@@ -69,7 +71,8 @@ async function exists(file: string): Promise<boolean> {
 export async function ensureStarterModel(options: EnsureStarterModelOptions): Promise<StarterModel> {
   const log = options.logger?.child({ component: 'starter-model' });
   const corpus = await readFile(STARTER_CORPUS, 'utf8');
-  const key = createHash('sha256').update(corpus).update(JSON.stringify(STARTER_RECIPE)).digest('hex').slice(0, 16);
+  const recipe = { ...STARTER_RECIPE, steps: options.steps ?? STARTER_RECIPE.steps };
+  const key = createHash('sha256').update(corpus).update(JSON.stringify(recipe)).digest('hex').slice(0, 16);
   const dir = path.join(options.dataDir, 'models', 'starter', key);
   const modelPath = path.join(dir, 'model.gguf');
   const checkpointPath = path.join(dir, 'checkpoint.safetensors');
@@ -89,7 +92,7 @@ export async function ensureStarterModel(options: EnsureStarterModelOptions): Pr
     const tokensPath = path.join(work, 'corpus.tokens');
     await writeFile(tokensPath, Buffer.from(tokens.buffer));
     log?.info({ vocabSize: tokenizer.tokens.length, tokens: tokens.length }, 'training the starter model');
-    const { steps } = STARTER_RECIPE;
+    const { steps } = recipe;
     const result = await runTraining(
       {
         mode: 'full',
@@ -127,7 +130,7 @@ export async function ensureStarterModel(options: EnsureStarterModelOptions): Pr
     await rm(tokensPath);
     await writeFile(
       path.join(work, 'manifest.json'),
-      `${JSON.stringify({ recipe: STARTER_RECIPE, corpusSha256Prefix: key, result, createdAt: new Date().toISOString() }, null, 2)}\n`,
+      `${JSON.stringify({ recipe, key, result, createdAt: new Date().toISOString() }, null, 2)}\n`,
     );
     await mkdir(path.dirname(dir), { recursive: true });
     try {
@@ -173,6 +176,56 @@ export function createStarterModelStatus(): StarterModelStatus {
     },
     failed(error) {
       state = { ready: false, detail: `the starter model could not be trained: ${error.message}` };
+    },
+  };
+}
+
+export interface StarterModelPreparation {
+  /** Settles once the model is ready (or failed: the failure is logged and shown on /readyz). */
+  done: Promise<StarterModel | undefined>;
+  /** Cancels training (the server is closing). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Background preparation for `bertha up`: registers the readiness check, trains (or reuses)
+ * the starter model, then hands its path to `onReady` (the app serves it).
+ */
+export function prepareStarterModel(options: {
+  dataDir: string;
+  threads: number;
+  steps: number;
+  logger: Logger;
+  register(check: ReadinessCheck): void;
+  onReady(model: StarterModel): Promise<void>;
+}): StarterModelPreparation {
+  const status = createStarterModelStatus();
+  options.register(status.readinessCheck);
+  const controller = new AbortController();
+  const log = options.logger.child({ component: 'starter-model' });
+  const done = ensureStarterModel({
+    dataDir: options.dataDir,
+    threads: options.threads,
+    steps: options.steps,
+    signal: controller.signal,
+    logger: options.logger,
+    onProgress: status.onProgress,
+  })
+    .then(async (model) => {
+      await options.onReady(model);
+      return model;
+    })
+    .catch((error: unknown) => {
+      if (controller.signal.aborted) return undefined;
+      log.error({ err: error }, 'the starter model could not be prepared');
+      status.failed(error as Error);
+      return undefined;
+    });
+  return {
+    done,
+    async stop() {
+      controller.abort();
+      await done;
     },
   };
 }
