@@ -1,4 +1,13 @@
 export { type Checkpoint, readCheckpoint, writeCheckpoint } from './checkpoint.ts';
+export {
+  type CommandProgress,
+  CommandTrainerError,
+  type CommandTrainerInputs,
+  type CommandTrainerResult,
+  type CommandTrainerSpec,
+  commandTrainerSchema,
+  runCommandTrainer,
+} from './command.ts';
 export { exportLoraGguf, exportModelGguf } from './export.ts';
 export {
   readAdapterCheckpoint,
