@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { BerthaError } from '../core/errors.ts';
 import { BERTHA_VERSION } from '../core/version.ts';
 import { registerConfigCommand } from './commands/config.ts';
+import { registerTrainCommand } from './commands/train.ts';
 import { registerUpCommand } from './commands/up.ts';
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerUpCommand(program);
   registerConfigCommand(program);
+  registerTrainCommand(program);
   return program;
 }
 

@@ -8,7 +8,7 @@ export {
   commandTrainerSchema,
   runCommandTrainer,
 } from './command.ts';
-export { exportLoraGguf, exportModelGguf } from './export.ts';
+export { exportLoraGguf, exportModelGguf, tokenizerFromMetadata } from './export.ts';
 export {
   readAdapterCheckpoint,
   readModelCheckpoint,
