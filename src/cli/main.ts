@@ -2,6 +2,12 @@ import { Command, Option } from 'commander';
 import { BerthaError } from '../core/errors.ts';
 import { BERTHA_VERSION } from '../core/version.ts';
 import { registerConfigCommand } from './commands/config.ts';
+import { registerModelCommand } from './commands/model.ts';
+import { registerModelsCommand } from './commands/models.ts';
+import { registerMonitorCommand } from './commands/monitor.ts';
+import { registerPipelineCommand } from './commands/pipeline.ts';
+import { registerRunsCommand } from './commands/runs.ts';
+import { registerStepCommand } from './commands/step.ts';
 import { registerTrainCommand } from './commands/train.ts';
 import { registerUpCommand } from './commands/up.ts';
 
@@ -23,6 +29,12 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerUpCommand(program);
   registerConfigCommand(program);
+  registerModelCommand(program);
+  registerMonitorCommand(program);
+  registerPipelineCommand(program);
+  registerStepCommand(program);
+  registerModelsCommand(program);
+  registerRunsCommand(program);
   registerTrainCommand(program);
   return program;
 }

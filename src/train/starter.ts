@@ -209,10 +209,12 @@ export function prepareStarterModel(options: {
     steps: options.steps,
     signal: controller.signal,
     logger: options.logger,
-    onProgress: status.onProgress,
+    // Ready only once the app serves it, not when the file exists.
+    onProgress: (p) => p.phase !== 'ready' && status.onProgress(p),
   })
     .then(async (model) => {
       await options.onReady(model);
+      status.onProgress({ phase: 'ready', fraction: 1 });
       return model;
     })
     .catch((error: unknown) => {
