@@ -77,6 +77,7 @@ import {
   registerTrackingRoutes,
   type TrackingStore,
 } from './tracking/index.ts';
+import { prepareStarterModel } from './train/index.ts';
 
 /**
  * The one place that reads the config and wires adapters into ports. Nothing imports
@@ -230,10 +231,24 @@ export async function openVectorStore(config: Config, embedder: Embedder, logger
   });
 }
 
+/** The small demonstration model `bertha up` trains when nothing else is configured. */
+export function starterBundle(config: Config, modelPath: string): ModelBundle {
+  return {
+    version: 'starter',
+    base: { kind: 'gguf', path: modelPath },
+    adapters: [],
+    systemPrompt: config.serving.systemPrompt,
+    generation: {},
+    retrieval: { enabled: true, topK: config.serving.retrievalTopK },
+  };
+}
+
 export interface CreateBerthaOptions {
   logger?: Logger;
   /** Retrieval for chat answers instead of the knowledge base's own retriever. */
   retriever?: Retriever;
+  /** `bertha up`: with no model configured, train (or reuse) the starter model in the background and serve it. */
+  prepareStarterModel?: boolean;
 }
 
 export async function createBertha(config: Config, options: CreateBerthaOptions = {}): Promise<Bertha> {
@@ -353,6 +368,20 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
 
   // Loads in the background: /healthz answers at once, /readyz reports the load.
   chat.start();
+  const starter =
+    options.prepareStarterModel && config.trainer.starter.enabled && !configuredBundle(config)
+      ? prepareStarterModel({
+          dataDir: config.dataDir,
+          threads: config.trainer.threads,
+          steps: config.trainer.starter.steps,
+          logger,
+          register: (check) => readiness.register(check),
+          // A registry champion that arrived meanwhile wins over the demonstration model.
+          onReady: async (model) => {
+            if (!chat.bundle()) await chat.swapBundle(starterBundle(config, model.modelPath));
+          },
+        })
+      : undefined;
 
   const feedback = createFeedbackStore(db);
   const feedbackMetrics = await createFeedbackMetrics(metrics, feedback);
@@ -438,6 +467,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     },
     close() {
       closing ??= (async () => {
+        await starter?.stop();
         await http.close();
         champion.stop();
         await champion.started;

@@ -10,6 +10,7 @@ import { registerMonitorCommand } from './commands/monitor.ts';
 import { registerPipelineCommand } from './commands/pipeline.ts';
 import { registerRunsCommand } from './commands/runs.ts';
 import { registerStepCommand } from './commands/step.ts';
+import { registerTrainCommand } from './commands/train.ts';
 import { registerUpCommand } from './commands/up.ts';
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerModelsCommand(program);
   registerRunsCommand(program);
   registerDeployCommand(program);
+  registerTrainCommand(program);
   return program;
 }
 

@@ -378,6 +378,23 @@ export const knowledgeSchema = z
     path: ['chunkOverlap'],
   });
 
+/** Training on this machine (ggml through node-llama-cpp's libraries) and the starter model. */
+export const trainerSchema = z
+  .object({
+    /** CPU threads a training process uses. */
+    threads: z.number().int().min(1).max(256).default(2),
+    starter: z
+      .object({
+        /** With no model configured, `bertha up` trains the small demonstration model in the background. */
+        enabled: z.boolean().default(true),
+        /** Optimizer steps of its recipe (fewer: faster and worse); a change trains a new one. */
+        steps: z.number().int().min(1).max(100_000).default(240),
+      })
+      .strict()
+      .default({ enabled: true, steps: 240 }),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     /** Where embedded state lives: SQLite, vectors, the object folder, model files. */
@@ -392,6 +409,7 @@ export const configSchema = z
     pipelines: pipelinesSchema.default(pipelinesSchema.parse({})),
     tracking: trackingSchema.default(trackingSchema.parse({})),
     knowledge: knowledgeSchema.default(knowledgeSchema.parse({})),
+    trainer: trainerSchema.default(trainerSchema.parse({})),
   })
   .strict();
 
