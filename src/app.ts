@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import { type ApiKeyStore, createApiKeyStore, registerAuthGuard, registerAuthRoutes } from './auth/index.ts';
 import type { Config } from './config/index.ts';
 import { createLogger, type Logger } from './core/logger.ts';
 import { BERTHA_VERSION } from './core/version.ts';
@@ -16,6 +17,8 @@ import { createReadiness, type Readiness } from './server/readiness.ts';
 import { registerEventRoutes } from './server/routes/events.ts';
 import { registerHealthRoutes } from './server/routes/health.ts';
 import { registerMetricsRoute } from './server/routes/metrics.ts';
+import { registerStreamRoute } from './server/routes/stream.ts';
+import { registerUiRoutes } from './ui/index.ts';
 
 /**
  * The one place that reads the config and wires adapters into ports. Nothing imports
@@ -29,6 +32,7 @@ export interface Bertha {
   objects: ObjectStore;
   metrics: Registry;
   readiness: Readiness;
+  apiKeys: ApiKeyStore;
   http: FastifyInstance;
   /** Base URL once `listen` resolved. */
   url: string | undefined;
@@ -70,9 +74,15 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
   });
 
   const http = createHttpServer({ logger, bodyLimitBytes: config.server.bodyLimitBytes });
+  // The guard goes first so that it covers every route registered after it.
+  const apiKeys = createApiKeyStore(db);
+  registerAuthGuard(http, apiKeys, config.auth);
+  registerAuthRoutes(http, apiKeys, config.auth);
   registerHealthRoutes(http, readiness, BERTHA_VERSION);
   registerEventRoutes(http, bus);
   registerMetricsRoute(http, metrics);
+  registerStreamRoute(http, bus);
+  await registerUiRoutes(http, { logger: logger.child({ component: 'ui' }) });
 
   let closing: Promise<void> | undefined;
   const bertha: Bertha = {
@@ -83,6 +93,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     objects,
     metrics,
     readiness,
+    apiKeys,
     http,
     url: undefined,
     async listen() {

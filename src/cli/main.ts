@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { BerthaError } from '../core/errors.ts';
 import { BERTHA_VERSION } from '../core/version.ts';
+import { registerAuthCommand } from './commands/auth.ts';
 import { registerConfigCommand } from './commands/config.ts';
 import { registerUpCommand } from './commands/up.ts';
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerUpCommand(program);
   registerConfigCommand(program);
+  registerAuthCommand(program);
   return program;
 }
 

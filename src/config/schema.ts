@@ -44,6 +44,15 @@ export const objectsSchema = z
   })
   .strict();
 
+export const authSchema = z
+  .object({
+    /** When true the dashboard and admin APIs need an API key (`bertha auth create-key`). */
+    enabled: z.boolean().default(false),
+    /** `public`: chat, models and feedback need no key; `keyed`: they need a key of any role. */
+    chat: z.enum(['public', 'keyed']).default('public'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     /** Where embedded state lives: SQLite, vectors, the object folder, model files. */
@@ -52,6 +61,7 @@ export const configSchema = z
     database: databaseSchema.default(databaseSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
     objects: objectsSchema.default(objectsSchema.parse({})),
+    auth: authSchema.default(authSchema.parse({})),
   })
   .strict();
 

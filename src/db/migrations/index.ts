@@ -3,6 +3,7 @@ import type { SqlDialectName } from '../dialect.ts';
 import * as events from './0001_events.ts';
 import * as pipelineTriggers from './0002_pipeline_triggers.ts';
 import * as answers from './0010_answers.ts';
+import * as apiKeys from './0070_api_keys.ts';
 
 interface DialectMigration {
   up(db: Kysely<unknown>, dialect: SqlDialectName): Promise<void>;
@@ -16,6 +17,7 @@ const ordered: Record<string, DialectMigration> = {
   '0001_events': events,
   '0002_pipeline_triggers': pipelineTriggers,
   '0010_answers': answers,
+  '0070_api_keys': apiKeys,
 };
 
 export function migrationsFor(dialect: SqlDialectName): Record<string, Migration> {
