@@ -1,6 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { type ApiKeyStore, createApiKeyStore, registerAuthGuard, registerAuthRoutes } from './auth/index.ts';
+import {
+  type AnswerStore,
+  type ChatService,
+  createAnswerStore,
+  createChatService,
+  createServingMetrics,
+} from './chat/index.ts';
 import type { Config } from './config/index.ts';
 import { createLogger, type Logger } from './core/logger.ts';
 import { BERTHA_VERSION } from './core/version.ts';
@@ -9,14 +16,21 @@ import { createPostgresDb } from './db/postgres.ts';
 import { createSqliteDb } from './db/sqlite.ts';
 import type { EventBus } from './events/index.ts';
 import { createLocalEventBus } from './events/local-bus.ts';
+import type { Retriever } from './knowledge/index.ts';
+import type { LlmRuntime } from './llm/index.ts';
+import { createLlamaCppRuntime } from './llm/llama-cpp.ts';
+import { createOpenAiRuntime } from './llm/openai.ts';
+import type { ModelBundle } from './models/index.ts';
 import { createMetricsRegistry } from './monitor/index.ts';
 import { createFsObjectStore } from './objects/fs.ts';
 import type { ObjectStore } from './objects/index.ts';
 import { createHttpServer } from './server/http.ts';
 import { createReadiness, type Readiness } from './server/readiness.ts';
+import { registerAnswerRoutes } from './server/routes/answers.ts';
 import { registerEventRoutes } from './server/routes/events.ts';
 import { registerHealthRoutes } from './server/routes/health.ts';
 import { registerMetricsRoute } from './server/routes/metrics.ts';
+import { registerOpenAiRoutes } from './server/routes/openai.ts';
 import { registerStreamRoute } from './server/routes/stream.ts';
 import { registerUiRoutes } from './ui/index.ts';
 
@@ -34,6 +48,9 @@ export interface Bertha {
   readiness: Readiness;
   apiKeys: ApiKeyStore;
   http: FastifyInstance;
+  /** Answers `/v1/chat/completions`; `chat.swapBundle` moves serving to another model bundle. */
+  chat: ChatService;
+  answers: AnswerStore;
   /** Base URL once `listen` resolved. */
   url: string | undefined;
   listen(): Promise<string>;
@@ -51,8 +68,57 @@ export function openObjectStore(config: Config): ObjectStore {
   return createFsObjectStore({ root: config.objects.root });
 }
 
+/** The bundle `bertha up` serves before any registry alias says otherwise: a GGUF file, or an upstream model. */
+export function configuredBundle(config: Config): ModelBundle | undefined {
+  const serving = config.serving;
+  const base: ModelBundle['base'] | undefined = serving.model
+    ? { kind: 'gguf', path: serving.model }
+    : serving.upstream.baseUrl && serving.upstream.model
+      ? { kind: 'upstream', model: serving.upstream.model }
+      : undefined;
+  if (!base) return undefined;
+  return {
+    version: serving.modelVersion,
+    base,
+    adapters: serving.adapters,
+    systemPrompt: serving.systemPrompt,
+    ...(serving.chatTemplate ? { chatTemplate: serving.chatTemplate } : {}),
+    generation: {},
+    retrieval: { enabled: true, topK: serving.retrievalTopK },
+  };
+}
+
+export function createRuntimeFor(config: Config, logger: Logger): (bundle: ModelBundle) => LlmRuntime {
+  const serving = config.serving;
+  return (bundle) => {
+    const runtimeLogger = logger.child({ component: 'llm', version: bundle.version });
+    if (bundle.base.kind === 'upstream') {
+      return createOpenAiRuntime({
+        baseUrl: serving.upstream.baseUrl,
+        apiKey: serving.upstream.apiKey,
+        model: bundle.base.model,
+        parallel: serving.upstream.parallel,
+        timeoutMs: serving.upstream.timeoutMs,
+        defaults: serving.generation,
+        logger: runtimeLogger,
+      });
+    }
+    const template = bundle.chatTemplate ?? serving.chatTemplate;
+    return createLlamaCppRuntime({
+      modelPath: bundle.base.path,
+      adapters: bundle.adapters,
+      ...(template ? { fallbackChatTemplate: template } : {}),
+      ...serving.llamaCpp,
+      defaults: serving.generation,
+      logger: runtimeLogger,
+    });
+  };
+}
+
 export interface CreateBerthaOptions {
   logger?: Logger;
+  /** Retrieval for chat answers; without one, answers use no retrieved context. */
+  retriever?: Retriever;
 }
 
 export async function createBertha(config: Config, options: CreateBerthaOptions = {}): Promise<Bertha> {
@@ -73,6 +139,21 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     },
   });
 
+  const answers = createAnswerStore(db);
+  const chat = createChatService({
+    modelName: config.serving.modelName,
+    bundle: configuredBundle(config),
+    createRuntime: createRuntimeFor(config, logger),
+    retriever: options.retriever,
+    answers,
+    metrics: createServingMetrics(metrics),
+    prompt: { systemPrompt: config.serving.systemPrompt, contextTemplate: config.serving.contextTemplate },
+    queue: config.serving.queue,
+    pricing: config.serving.pricing,
+    logger: logger.child({ component: 'chat' }),
+  });
+  readiness.register({ name: 'model', check: () => chat.status() });
+
   const http = createHttpServer({ logger, bodyLimitBytes: config.server.bodyLimitBytes });
   // The guard goes first so that it covers every route registered after it.
   const apiKeys = createApiKeyStore(db);
@@ -81,6 +162,10 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
   registerHealthRoutes(http, readiness, BERTHA_VERSION);
   registerEventRoutes(http, bus);
   registerMetricsRoute(http, metrics);
+  registerOpenAiRoutes(http, chat);
+  registerAnswerRoutes(http, answers);
+  // Loads in the background: /healthz answers at once, /readyz reports the load.
+  chat.start();
   registerStreamRoute(http, bus);
   await registerUiRoutes(http, { logger: logger.child({ component: 'ui' }) });
 
@@ -95,6 +180,8 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     readiness,
     apiKeys,
     http,
+    chat,
+    answers,
     url: undefined,
     async listen() {
       const address = await http.listen({ host: config.server.host, port: config.server.port });
@@ -104,6 +191,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     close() {
       closing ??= (async () => {
         await http.close();
+        await chat.close();
         await bus.drain();
         await db.close();
       })();

@@ -3,6 +3,7 @@ import { BerthaError } from '../core/errors.ts';
 import { BERTHA_VERSION } from '../core/version.ts';
 import { registerAuthCommand } from './commands/auth.ts';
 import { registerConfigCommand } from './commands/config.ts';
+import { registerModelCommand } from './commands/model.ts';
 import { registerUpCommand } from './commands/up.ts';
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerUpCommand(program);
   registerConfigCommand(program);
   registerAuthCommand(program);
+  registerModelCommand(program);
   return program;
 }
 

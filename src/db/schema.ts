@@ -42,6 +42,9 @@ export interface AnswersTable {
   completion_tokens: number;
   ttft_ms: number | null;
   latency_ms: number;
+  /** Time the runtime spent on the answer: what local models are priced by. */
+  compute_ms: number;
+  /** Tokens x price (upstream) or compute seconds x price (local), in the configured currency. */
   cost: number;
   created_at: string;
   finished_at: string | null;

@@ -91,7 +91,7 @@ describe.skipIf(!hasChromium)('chat page in Chromium', () => {
     expect(errors).toEqual([]);
   });
 
-  test('a refused completion shows a clear error in the conversation', async () => {
+  test('with no model loaded the chat says the model is unavailable and when to retry', async () => {
     const bertha = await startBertha();
     const browser = await launchBrowser();
     const { page } = await openPage(browser, `${bertha.url}/`);
@@ -100,8 +100,8 @@ describe.skipIf(!hasChromium)('chat page in Chromium', () => {
     await prompt.press('Enter');
     const error = page.locator('article.message.assistant [role="alert"]');
     await error.waitFor();
-    // Without the serving capability the route is missing: the chat says so instead of hanging.
-    expect(await error.textContent()).toMatch(/not available in this build|HTTP \d{3}/i);
+    // No GGUF is configured: serving answers 503 with Retry-After, which the chat spells out.
+    expect(await error.textContent()).toMatch(/^The model is unavailable right now \(.+\)\. Try again in \d+ s\.$/);
     expect(await prompt.inputValue()).toBe('');
     await screenshot(page, 'chat-error');
   });

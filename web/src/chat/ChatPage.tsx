@@ -59,7 +59,7 @@ export function ChatPage() {
           update(answer.id, (message) => ({
             ...message,
             ...(chunk.answerId ? { answerId: chunk.answerId } : {}),
-            ...(chunk.model ? { model: chunk.model } : {}),
+            ...(chunk.modelVersion ? { modelVersion: chunk.modelVersion } : {}),
             ...(chunk.sources ? { sources: chunk.sources } : {}),
             content: message.content + (chunk.delta ?? ''),
           })),
@@ -106,9 +106,14 @@ export function ChatPage() {
             <p className="empty">Ask a question about your documents. Answers cite the passages they used.</p>
           )}
           {messages.map((message) => (
-            <article key={message.id} className={`message ${message.role}`} data-status={message.status}>
+            <article
+              key={message.id}
+              className={`message ${message.role}`}
+              data-status={message.status}
+              data-answer-id={message.answerId}
+            >
               <div className="message-role">
-                {message.role === 'user' ? 'You' : `Bertha${message.model ? ` · ${message.model}` : ''}`}
+                {message.role === 'user' ? 'You' : `Bertha${message.modelVersion ? ` · ${message.modelVersion}` : ''}`}
               </div>
               {message.role === 'user' ? (
                 <p className="user-text">{message.content}</p>

@@ -3,7 +3,7 @@ import { describeFailure, getJson } from '../lib/api.ts';
 import type { ChatSettings } from './types.ts';
 
 interface ModelList {
-  data: { id: string }[];
+  data: { id: string; model_version?: string | null }[];
 }
 
 interface Props {
@@ -40,13 +40,13 @@ function Slider(props: {
 
 /** Generation settings, as the seed's sidebar sliders; the model list comes from `GET /v1/models`. */
 export function SettingsPanel({ settings, onChange }: Props) {
-  const [models, setModels] = useState<string[]>([]);
+  const [models, setModels] = useState<ModelList['data']>([]);
   const [modelError, setModelError] = useState<string | null>(null);
 
   useEffect(() => {
     const controller = new AbortController();
     getJson<ModelList>('/v1/models', controller.signal).then(
-      (list) => setModels(list.data.map((model) => model.id)),
+      (list) => setModels(list.data),
       (error: unknown) => {
         if (!controller.signal.aborted) setModelError(describeFailure(error));
       },
@@ -63,12 +63,13 @@ export function SettingsPanel({ settings, onChange }: Props) {
         <label htmlFor="model">Model version</label>
         <select id="model" value={settings.model} onChange={(event) => set('model', event.target.value)}>
           <option value="">Server default</option>
-          {models.map((id) => (
-            <option key={id} value={id}>
-              {id}
+          {models.map((model) => (
+            <option key={model.id} value={model.id}>
+              {model.id}
+              {model.model_version ? ` (version ${model.model_version})` : ''}
             </option>
           ))}
-          {settings.model && !models.includes(settings.model) && (
+          {settings.model && !models.some((model) => model.id === settings.model) && (
             <option value={settings.model}>{settings.model}</option>
           )}
         </select>

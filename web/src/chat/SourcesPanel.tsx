@@ -18,7 +18,7 @@ export function SourcesPanel({ sources }: { sources: Source[] }) {
               )}
               <span className="muted score"> score {source.score.toFixed(3)}</span>
             </div>
-            <blockquote className="source-text">{source.text}</blockquote>
+            {source.text && <blockquote className="source-text">{source.text}</blockquote>}
           </li>
         ))}
       </ol>

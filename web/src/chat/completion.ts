@@ -1,20 +1,43 @@
-import { authHeaders, errorFrom } from '../lib/api.ts';
+import { authHeaders, errorFrom, getJson } from '../lib/api.ts';
 import { readSse } from '../lib/sse.ts';
 import type { ChatSettings, Source } from './types.ts';
 
 export interface StreamUpdate {
   answerId?: string;
-  model?: string;
+  modelVersion?: string;
   delta?: string;
   sources?: Source[];
 }
 
 interface CompletionChunk {
   id?: string;
-  model?: string;
-  sources?: Source[];
+  model_version?: string;
+  sources?: Record<string, unknown>[];
   choices?: { delta?: { content?: string | null }; finish_reason?: string | null }[];
-  error?: { message?: string };
+  error?: { message?: string; code?: string };
+}
+
+/** Serving sends sources in snake_case; camelCase is accepted too. */
+function toSource(raw: Record<string, unknown>): Source {
+  const pick = (camel: string, snake: string) => raw[camel] ?? raw[snake];
+  const text = pick('text', 'text');
+  const version = pick('documentVersion', 'document_version');
+  return {
+    chunkId: String(pick('chunkId', 'chunk_id') ?? ''),
+    documentId: String(pick('documentId', 'document_id') ?? ''),
+    documentKey: String(pick('documentKey', 'document_key') ?? pick('documentId', 'document_id') ?? '?'),
+    documentVersion: typeof version === 'string' || typeof version === 'number' ? version : null,
+    score: Number(raw.score ?? 0),
+    ...(typeof text === 'string' ? { text } : {}),
+  };
+}
+
+/** The model the server serves when the user picked none (`model` is required by the API). */
+async function defaultModel(signal: AbortSignal): Promise<string> {
+  const models = await getJson<{ data: { id: string }[] }>('/v1/models', signal);
+  const first = models.data[0]?.id;
+  if (!first) throw new Error('the server lists no models');
+  return first;
 }
 
 /**
@@ -28,12 +51,13 @@ export async function streamCompletion(
   onUpdate: (update: StreamUpdate) => void,
   signal: AbortSignal,
 ): Promise<void> {
+  const model = settings.model || (await defaultModel(signal));
   const response = await fetch('/v1/chat/completions', {
     method: 'POST',
     signal,
     headers: { 'content-type': 'application/json', accept: 'text/event-stream', ...authHeaders() },
     body: JSON.stringify({
-      ...(settings.model ? { model: settings.model } : {}),
+      model,
       messages,
       stream: true,
       temperature: settings.temperature,
@@ -49,8 +73,8 @@ export async function streamCompletion(
     if (chunk.error) throw new Error(chunk.error.message ?? 'the model failed while answering');
     const update: StreamUpdate = {};
     if (chunk.id) update.answerId = chunk.id;
-    if (chunk.model) update.model = chunk.model;
-    if (Array.isArray(chunk.sources)) update.sources = chunk.sources;
+    if (chunk.model_version) update.modelVersion = chunk.model_version;
+    if (Array.isArray(chunk.sources)) update.sources = chunk.sources.map(toSource);
     const delta = chunk.choices?.[0]?.delta?.content;
     if (delta) update.delta = delta;
     onUpdate(update);

@@ -1,12 +1,11 @@
-/** One retrieved passage, as serving returns it beside each completion. */
+/** One retrieved passage, as serving returns it beside each completion (text when the server sends it). */
 export interface Source {
   chunkId: string;
   documentId: string;
   documentKey: string;
   documentVersion?: string | number | null;
-  text: string;
+  text?: string;
   score: number;
-  metadata?: Record<string, unknown> | null;
 }
 
 export interface FeedbackState {
@@ -23,7 +22,8 @@ export interface ChatMessage {
   content: string;
   /** The completion id: what feedback refers to. */
   answerId?: string;
-  model?: string;
+  /** The model bundle version that answered. */
+  modelVersion?: string;
   sources?: Source[];
   status?: 'streaming' | 'done' | 'stopped' | 'error';
   error?: string;

@@ -89,10 +89,10 @@ export function describeFailure(error: unknown): string {
     if (error.notAvailable) return 'Not available in this build.';
     if (error.status === 401) return 'This needs an API key: enter one with the key button at the top.';
     if (error.status === 403) return `Your API key's role does not allow this (${error.message}).`;
-    if (error.status === 429 || (error.status === 503 && error.code !== 'model_not_available')) {
-      const wait = error.retryAfter !== undefined ? ` Try again in ${error.retryAfter} s.` : ' Try again shortly.';
-      return `Bertha is busy right now (${error.message}).${wait}`;
-    }
+    const wait = error.retryAfter !== undefined ? ` Try again in ${error.retryAfter} s.` : ' Try again shortly.';
+    if (error.status === 429) return `Bertha is overloaded right now (${error.message}).${wait}`;
+    if (error.status === 503) return `The model is unavailable right now (${error.message}).${wait}`;
+    if (error.code === 'model_not_found') return `${error.message}. Pick another model version in Settings.`;
     return `${error.message} (HTTP ${error.status})`;
   }
   if (error instanceof TypeError) return 'Cannot reach the Bertha server. Is it running?';
