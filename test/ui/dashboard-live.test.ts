@@ -34,3 +34,25 @@ describe.skipIf(!hasChromium)('dashboard in Chromium', () => {
     expect(errors).toEqual([]);
   });
 });
+
+describe.skipIf(!hasChromium)('dashboard behind API keys in Chromium', () => {
+  test('without a key the dashboard asks for one; with a viewer key it loads and goes live', async () => {
+    const bertha = await startBertha(['auth.enabled=true']);
+    const viewer = await bertha.apiKeys.create({ name: 'wall screen', role: 'viewer' });
+    await bertha.bus.publish({ type: 'object.created', source: 'test', subject: 'a.md', payload: { key: 'a.md' } });
+    const browser = await launchBrowser();
+    const { page, errors } = await openPage(browser, `${bertha.url}/#/dashboard`);
+    await page.locator('[data-live="needs-key"]').waitFor();
+    await page.locator('#events').getByText('This needs an API key').waitFor();
+    await screenshot(page, 'dashboard-needs-key');
+
+    await page.getByRole('button', { name: /Enter API key/ }).click();
+    await page.getByLabel('Key', { exact: true }).fill(viewer.key);
+    await page.getByRole('button', { name: 'Save key' }).click();
+    await page.getByRole('button', { name: /viewer: wall screen/ }).waitFor();
+    await page.locator('[data-live="live"]').waitFor();
+    await page.locator('.event[data-type="object.created"]').waitFor();
+    await screenshot(page, 'dashboard-with-key');
+    expect(errors).toEqual([]);
+  });
+});
