@@ -21,7 +21,7 @@ const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 export function accessFor(method: string, url: string): Access {
   const path = url.split('?')[0] ?? url;
   if (!path.startsWith('/v1/') && !path.startsWith('/api/')) return 'open';
-  if (CHAT_ROUTES.has(`${method} ${path}`) || path.startsWith('/v1/models/')) return 'chat';
+  if (CHAT_ROUTES.has(`${method} ${path}`) || (method === 'GET' && /^\/v1\/models\/[^/]+$/.test(path))) return 'chat';
   if (path === '/v1/auth/whoami') return 'open';
   if (path.startsWith('/v1/auth/')) return 'admin';
   if (READ_METHODS.has(method)) return 'viewer';

@@ -12,6 +12,10 @@ test('the route policy: chat and thumbs are chat-level, reads need a viewer, wri
   expect(accessFor('GET', '/healthz')).toBe('open');
   expect(accessFor('POST', '/v1/chat/completions')).toBe('chat');
   expect(accessFor('GET', '/v1/models')).toBe('chat');
+  expect(accessFor('GET', '/v1/models/bertha')).toBe('chat');
+  expect(accessFor('GET', '/v1/models/bertha-chat/aliases/champion/bundle')).toBe('viewer');
+  // The Alertmanager webhook checks its own bearer token.
+  expect(accessFor('POST', '/events/alertmanager')).toBe('open');
   expect(accessFor('POST', '/v1/feedback')).toBe('chat');
   expect(accessFor('GET', '/v1/feedback?model_version=x')).toBe('viewer');
   expect(accessFor('GET', '/v1/stream')).toBe('viewer');

@@ -12,9 +12,10 @@ type PanelName = 'feedback' | 'pipelines' | 'models' | 'knowledge';
 function panelsFor(type: string): PanelName[] {
   if (type.startsWith('feedback.') || type.startsWith('answer.')) return ['feedback'];
   if (type.startsWith('pipeline.') || type.startsWith('run.') || type.startsWith('step.')) return ['pipelines'];
+  if (type.startsWith('model.degraded') || type.startsWith('model.recovered')) return ['feedback', 'pipelines'];
   if (type.startsWith('model.') || type.startsWith('registry.') || type.startsWith('eval.')) return ['models'];
   if (type.startsWith('object.') || type.startsWith('document.') || type.startsWith('knowledge.')) {
-    return ['knowledge'];
+    return ['knowledge', 'pipelines'];
   }
   return [];
 }

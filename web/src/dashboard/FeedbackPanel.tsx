@@ -127,6 +127,8 @@ export function FeedbackPanel({ refreshKey }: { refreshKey: number }) {
   const { data, error, loading } = usePanelData(
     async (signal) => toRatings(await getJson<unknown>('/v1/feedback?limit=1000', signal)),
     refreshKey,
+    // Votes publish no bus event (alerts do, and reload this panel too): poll for new ones.
+    5_000,
   );
   const chart = data && data.length > 0 ? bucketize(data) : undefined;
   return (
