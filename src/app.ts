@@ -14,24 +14,55 @@ import { BERTHA_VERSION } from './core/version.ts';
 import type { MetadataDb } from './db/index.ts';
 import { createPostgresDb } from './db/postgres.ts';
 import { createSqliteDb } from './db/sqlite.ts';
-import type { EventBus } from './events/index.ts';
+import { createSensors, type EventBus } from './events/index.ts';
 import { createLocalEventBus } from './events/local-bus.ts';
 import type { Retriever } from './knowledge/index.ts';
 import type { LlmRuntime } from './llm/index.ts';
 import { createLlamaCppRuntime } from './llm/llama-cpp.ts';
 import { createOpenAiRuntime } from './llm/openai.ts';
 import type { ModelBundle } from './models/index.ts';
-import { createMetricsRegistry } from './monitor/index.ts';
+import {
+  createFeedbackMetrics,
+  createFeedbackStore,
+  createMetricsRegistry,
+  createQualityWatcher,
+  type FeedbackStore,
+  gatewayToken,
+} from './monitor/index.ts';
 import { createFsObjectStore } from './objects/fs.ts';
 import type { ObjectStore } from './objects/index.ts';
+import { createS3ObjectStore } from './objects/s3.ts';
+import { builtinPipelines } from './pipelines/builtin/index.ts';
+import {
+  createLocalRunner,
+  createPipelineCatalog,
+  createRunStore,
+  createStepHandlerRegistry,
+  type LocalRunner,
+  type PipelineCatalog,
+  type RunStore,
+} from './pipelines/index.ts';
 import { createHttpServer } from './server/http.ts';
 import { createReadiness, type Readiness } from './server/readiness.ts';
+import { registerAlertmanagerGateway } from './server/routes/alertmanager.ts';
 import { registerAnswerRoutes } from './server/routes/answers.ts';
 import { registerEventRoutes } from './server/routes/events.ts';
+import { registerFeedbackRoutes } from './server/routes/feedback.ts';
 import { registerHealthRoutes } from './server/routes/health.ts';
 import { registerMetricsRoute } from './server/routes/metrics.ts';
 import { registerOpenAiRoutes } from './server/routes/openai.ts';
+import { registerPipelineRoutes } from './server/routes/pipelines.ts';
 import { registerStreamRoute } from './server/routes/stream.ts';
+import { registerTriggerRoutes } from './server/routes/triggers.ts';
+import {
+  createModelRegistry,
+  createRegistryStore,
+  createTrackingStore,
+  type ModelRegistry,
+  registerModelBundleRoutes,
+  registerTrackingRoutes,
+  type TrackingStore,
+} from './tracking/index.ts';
 import { registerUiRoutes } from './ui/index.ts';
 
 /**
@@ -45,12 +76,19 @@ export interface Bertha {
   bus: EventBus;
   objects: ObjectStore;
   metrics: Registry;
+  feedback: FeedbackStore;
   readiness: Readiness;
   apiKeys: ApiKeyStore;
+  /** Experiment tracking (MLflow's tracking service, embedded). */
+  tracking: TrackingStore;
+  /** Model registry: versions, aliases, and the bundle an alias serves (`resolveAlias`). */
+  registry: ModelRegistry;
   http: FastifyInstance;
   /** Answers `/v1/chat/completions`; `chat.swapBundle` moves serving to another model bundle. */
   chat: ChatService;
   answers: AnswerStore;
+  /** Pipeline definitions, their run rows, and the local runner (started by `listen` when enabled). */
+  pipelines: { catalog: PipelineCatalog; store: RunStore; runner: LocalRunner };
   /** Base URL once `listen` resolved. */
   url: string | undefined;
   listen(): Promise<string>;
@@ -65,6 +103,18 @@ export function openMetadataDb(config: Config): MetadataDb {
 }
 
 export function openObjectStore(config: Config): ObjectStore {
+  if (config.objects.driver === 's3') {
+    const s3 = config.objects.s3;
+    return createS3ObjectStore({
+      bucket: s3.bucket,
+      endpoint: s3.endpoint || undefined,
+      region: s3.region,
+      forcePathStyle: s3.forcePathStyle,
+      accessKeyId: s3.accessKeyId || undefined,
+      secretAccessKey: s3.secretAccessKey || undefined,
+      prefix: s3.prefix,
+    });
+  }
   return createFsObjectStore({ root: config.objects.root });
 }
 
@@ -153,6 +203,20 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     logger: logger.child({ component: 'chat' }),
   });
   readiness.register({ name: 'model', check: () => chat.status() });
+  const builtin = builtinPipelines();
+  const pipelineCatalog = createPipelineCatalog(builtin.definitions, createStepHandlerRegistry(builtin.handlers));
+  const pipelineStore = createRunStore(db);
+  const pipelineRunner = createLocalRunner({
+    store: pipelineStore,
+    objects,
+    catalog: pipelineCatalog,
+    logger,
+    stepConcurrency: config.pipelines.stepConcurrency,
+    maxConcurrentRuns: config.pipelines.maxConcurrentRuns,
+    pollIntervalMs: config.pipelines.pollIntervalMs,
+    leaseMs: config.pipelines.leaseMs,
+    schedules: config.pipelines.schedules,
+  });
 
   const http = createHttpServer({ logger, bodyLimitBytes: config.server.bodyLimitBytes });
   // The guard goes first so that it covers every route registered after it.
@@ -166,6 +230,42 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
   registerAnswerRoutes(http, answers);
   // Loads in the background: /healthz answers at once, /readyz reports the load.
   chat.start();
+
+  const feedback = createFeedbackStore(db);
+  const feedbackMetrics = await createFeedbackMetrics(metrics, feedback);
+  registerFeedbackRoutes(http, { store: feedback, metrics: feedbackMetrics });
+  registerAlertmanagerGateway(http, {
+    bus,
+    token: gatewayToken({ configured: config.monitor.gateway.token, dataDir: config.dataDir }),
+    logger: logger.child({ component: 'gateway' }),
+  });
+  const stopSensors = createSensors({
+    db,
+    bus,
+    rules: config.sensors,
+    logger: logger.child({ component: 'sensors' }),
+  }).start();
+  registerTriggerRoutes(http, db);
+  // With Prometheus configured, its rules fire through Alertmanager and the gateway instead.
+  const stopWatcher =
+    config.monitor.mode === 'embedded'
+      ? createQualityWatcher({
+          rules: config.monitor.rules,
+          metrics: feedbackMetrics,
+          store: feedback,
+          bus,
+          logger: logger.child({ component: 'watcher' }),
+        }).start(config.monitor.watcherIntervalMs)
+      : async () => undefined;
+  registerPipelineRoutes(http, { catalog: pipelineCatalog, store: pipelineStore, runner: pipelineRunner });
+  const tracking = createTrackingStore(db);
+  const registry = createModelRegistry({
+    store: createRegistryStore(db),
+    bus,
+    logger: logger.child({ component: 'registry' }),
+  });
+  registerTrackingRoutes(http, { tracking, registry, objects });
+  registerModelBundleRoutes(http, registry);
   registerStreamRoute(http, bus);
   await registerUiRoutes(http, { logger: logger.child({ component: 'ui' }) });
 
@@ -177,14 +277,19 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     bus,
     objects,
     metrics,
+    feedback,
     readiness,
     apiKeys,
+    tracking,
+    registry,
     http,
     chat,
     answers,
+    pipelines: { catalog: pipelineCatalog, store: pipelineStore, runner: pipelineRunner },
     url: undefined,
     async listen() {
       const address = await http.listen({ host: config.server.host, port: config.server.port });
+      if (config.pipelines.runner) pipelineRunner.start();
       bertha.url = address;
       return address;
     },
@@ -192,7 +297,10 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
       closing ??= (async () => {
         await http.close();
         await chat.close();
+        await stopWatcher();
+        await pipelineRunner.stop();
         await bus.drain();
+        stopSensors();
         await db.close();
       })();
       return closing;

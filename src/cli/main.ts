@@ -4,6 +4,11 @@ import { BERTHA_VERSION } from '../core/version.ts';
 import { registerAuthCommand } from './commands/auth.ts';
 import { registerConfigCommand } from './commands/config.ts';
 import { registerModelCommand } from './commands/model.ts';
+import { registerModelsCommand } from './commands/models.ts';
+import { registerMonitorCommand } from './commands/monitor.ts';
+import { registerPipelineCommand } from './commands/pipeline.ts';
+import { registerRunsCommand } from './commands/runs.ts';
+import { registerStepCommand } from './commands/step.ts';
 import { registerUpCommand } from './commands/up.ts';
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -26,6 +31,11 @@ export function buildProgram(): Command {
   registerConfigCommand(program);
   registerAuthCommand(program);
   registerModelCommand(program);
+  registerMonitorCommand(program);
+  registerPipelineCommand(program);
+  registerStepCommand(program);
+  registerModelsCommand(program);
+  registerRunsCommand(program);
   return program;
 }
 

@@ -158,6 +158,12 @@ export function loadConfig(
   return { config: resolveConfig(result.data, cwd), file };
 }
 
+/** Where Prometheus and Alertmanager on this machine reach Bertha; a wildcard bind is reached on loopback. */
+function defaultBerthaUrl(config: Config): string {
+  const host = ['0.0.0.0', '::', ''].includes(config.server.host) ? '127.0.0.1' : config.server.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.server.port}`;
+}
+
 function resolveConfig(config: Config, cwd: string): Config {
   const dataDir = path.resolve(cwd, config.dataDir);
   const databaseUrl =
@@ -176,6 +182,11 @@ function resolveConfig(config: Config, cwd: string): Config {
       ...config.serving,
       model: config.serving.model ? path.resolve(cwd, config.serving.model) : '',
       adapters: config.serving.adapters.map((adapter) => ({ ...adapter, path: path.resolve(cwd, adapter.path) })),
+    },
+    monitor: { ...config.monitor, berthaUrl: config.monitor.berthaUrl || defaultBerthaUrl(config) },
+    knowledge: {
+      ...config.knowledge,
+      lancedbPath: path.resolve(dataDir, config.knowledge.lancedbPath || 'vectors'),
     },
   };
 }

@@ -36,11 +36,19 @@ export const logSchema = z
   })
   .strict();
 
-export const objectsSchema = z
+export const s3Schema = z
   .object({
-    driver: z.enum(['fs']).default('fs'),
-    /** fs: the folder that holds the objects (default `<dataDir>/objects`). */
-    root: z.string().default(''),
+    bucket: z.string().default('bertha'),
+    /** MinIO or another S3-protocol server, e.g. `http://127.0.0.1:9000`; empty for AWS S3. */
+    endpoint: z.string().default(''),
+    region: z.string().min(1).default('us-east-1'),
+    /** MinIO needs path-style URLs; AWS S3 accepts both. */
+    forcePathStyle: z.boolean().default(true),
+    /** Empty: the AWS SDK's default credential chain (env, profile, instance role). */
+    accessKeyId: z.string().default(''),
+    secretAccessKey: z.string().default(''),
+    /** Bertha's objects live under this key prefix in the bucket. */
+    prefix: z.string().default(''),
   })
   .strict();
 
@@ -126,6 +134,256 @@ export const servingSchema = z
   })
   .strict();
 
+/** Prometheus duration, e.g. `30s`, `5m`, `1h` (the subset both Prometheus and Bertha's watcher read). */
+const duration = z.string().regex(/^[0-9]+(ms|s|m|h|d)$/, 'a duration such as 30s, 5m or 1h');
+
+export const monitorSchema = z
+  .object({
+    /**
+     * `embedded`: Bertha evaluates the degradation rules itself (no other software needed).
+     * `prometheus`: Prometheus evaluates the rendered rules and Alertmanager calls the gateway.
+     */
+    mode: z.enum(['embedded', 'prometheus']).default('embedded'),
+    /** How Prometheus and Alertmanager reach Bertha (default `http://<server.host>:<server.port>`). */
+    berthaUrl: z.string().default(''),
+    rules: z
+      .object({
+        /** The seed's rule: more thumbs-down than thumbs-up votes on a model version, held for `for`. */
+        downOverUp: z
+          .object({ enabled: z.boolean().default(true), for: duration.default('60s') })
+          .strict()
+          .default({ enabled: true, for: '60s' }),
+        /** Share of thumbs-down over `window` above `threshold`, once at least `minVotes` votes came in. */
+        downRatio: z
+          .object({
+            enabled: z.boolean().default(true),
+            window: duration.default('1h'),
+            threshold: z.number().min(0).max(1).default(0.3),
+            minVotes: z.number().int().positive().default(20),
+            for: duration.default('5m'),
+          })
+          .strict()
+          .default({ enabled: true, window: '1h', threshold: 0.3, minVotes: 20, for: '5m' }),
+      })
+      .strict()
+      .default({
+        downOverUp: { enabled: true, for: '60s' },
+        downRatio: { enabled: true, window: '1h', threshold: 0.3, minVotes: 20, for: '5m' },
+      }),
+    /** The embedded watcher's evaluation interval (mode `embedded`). */
+    watcherIntervalMs: z.number().int().positive().default(5_000),
+    gateway: z
+      .object({
+        /** Bearer token Alertmanager sends to `/events/alertmanager` (default: generated under dataDir). */
+        token: z.string().default(''),
+      })
+      .strict()
+      .default({ token: '' }),
+    prometheus: z
+      .object({
+        scrapeInterval: duration.default('15s'),
+        evaluationInterval: duration.default('15s'),
+        /** host:port of the Alertmanager Prometheus sends alerts to. */
+        alertmanagerAddress: z.string().min(1).default('127.0.0.1:9093'),
+      })
+      .strict()
+      .default({ scrapeInterval: '15s', evaluationInterval: '15s', alertmanagerAddress: '127.0.0.1:9093' }),
+    alertmanager: z
+      .object({
+        groupWait: duration.default('30s'),
+        groupInterval: duration.default('5m'),
+        repeatInterval: duration.default('4h'),
+      })
+      .strict()
+      .default({ groupWait: '30s', groupInterval: '5m', repeatInterval: '4h' }),
+    kubernetes: z
+      .object({
+        namespace: z.string().min(1).default('bertha'),
+        /** Label on Bertha's Service that the ServiceMonitor selects. */
+        serviceLabel: z.string().min(1).default('bertha'),
+        /** Named port of Bertha's Service that serves /metrics. */
+        portName: z.string().min(1).default('http'),
+        /** Secret holding the gateway token (key `token`) for the AlertmanagerConfig. */
+        tokenSecret: z.string().min(1).default('bertha-gateway'),
+      })
+      .strict()
+      .default({ namespace: 'bertha', serviceLabel: 'bertha', portName: 'http', tokenSecret: 'bertha-gateway' }),
+  })
+  .strict();
+
+/**
+ * A sensor maps an event type to a pipeline trigger. Templates (`params`, `concurrencyKey`)
+ * take `{{subject}}`, `{{type}}`, `{{id}}` and `{{payload.<field>}}` from the event.
+ */
+export const sensorSchema = z
+  .object({
+    name: z.string().min(1),
+    event: z.string().min(1),
+    pipeline: z.string().min(1),
+    params: z.record(z.string(), z.string()).default({}),
+    /** Triggers with the same key never run concurrently; empty: no concurrency limit. */
+    concurrencyKey: z.string().default(''),
+    /** A second event for the same concurrency key within this window is recorded as skipped. */
+    debounceMs: z.number().int().min(0).default(0),
+  })
+  .strict();
+
+export const DEFAULT_SENSORS: z.input<typeof sensorSchema>[] = [
+  {
+    name: 'retrain-on-degradation',
+    event: 'model.degraded',
+    pipeline: 'llm-retraining',
+    params: { model_version: '{{payload.model_version}}' },
+    concurrencyKey: 'llm-retraining:{{payload.model_version}}',
+    debounceMs: 600_000,
+  },
+  {
+    name: 'ingest-created-object',
+    event: 'object.created',
+    pipeline: 'vector-ingestion',
+    params: { key: '{{payload.key}}', change: 'created' },
+    concurrencyKey: 'vector-ingestion:{{payload.key}}',
+    debounceMs: 1_000,
+  },
+  {
+    name: 'ingest-removed-object',
+    event: 'object.removed',
+    pipeline: 'vector-ingestion',
+    params: { key: '{{payload.key}}', change: 'removed' },
+    concurrencyKey: 'vector-ingestion:{{payload.key}}',
+    debounceMs: 1_000,
+  },
+];
+export const pipelineScheduleSchema = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes'),
+    pipeline: z.string().min(1),
+    /** Cron expression (croner syntax; an optional leading seconds field). */
+    cron: z.string().min(1),
+    params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+    timezone: z.string().optional(),
+  })
+  .strict();
+
+export const pipelineArgoSchema = z
+  .object({
+    namespace: z.string().default('bertha'),
+    image: z.string().default('ghcr.io/bertha/bertha:latest'),
+    serviceAccount: z.string().default('bertha-pipelines'),
+    /** Secret with BERTHA_* variables (database URL, object store credentials) for step pods. */
+    configSecret: z.string().default('bertha-config'),
+    /** MinIO endpoint and bucket that Argo Events watches for uploads. */
+    minioEndpoint: z.string().default('minio.bertha.svc:9000'),
+    uploadsBucket: z.string().default('documents'),
+    minioSecret: z.string().default('minio-credentials'),
+    webhookPort: z.number().int().min(1).max(65535).default(12000),
+  })
+  .strict();
+
+export const pipelinesSchema = z
+  .object({
+    /** Run pipelines in this process; turn off in a process that only serves. */
+    runner: z.boolean().default(true),
+    stepConcurrency: z.number().int().positive().default(4),
+    maxConcurrentRuns: z.number().int().positive().default(4),
+    /** How often the runner looks for triggers, queued runs and cancel requests from other processes. */
+    pollIntervalMs: z.number().int().positive().default(25),
+    /** A run whose runner has not renewed its lease for this long is resumed by another (crash, kill -9). */
+    leaseMs: z.number().int().positive().default(15_000),
+    schedules: z.array(pipelineScheduleSchema).default([]),
+    argo: pipelineArgoSchema.default(pipelineArgoSchema.parse({})),
+  })
+  .strict();
+
+export const trackingSchema = z
+  .object({
+    /** A remote MLflow server for pipeline steps and the CLI; empty = Bertha's own embedded server. */
+    uri: z.string().default(''),
+    /** Bearer token for the remote MLflow (`MLFLOW_TRACKING_TOKEN`). */
+    token: z.string().default(''),
+    /** Registered model whose `champion`/`challenger` aliases decide what is served. */
+    model: z.string().min(1).default('bertha-chat'),
+  })
+  .strict();
+
+export const objectsSchema = z
+  .object({
+    driver: z.enum(['fs', 's3']).default('fs'),
+    /** fs: the folder that holds the objects (default `<dataDir>/objects`). */
+    root: z.string().default(''),
+    s3: s3Schema.default(s3Schema.parse({})),
+    /** Largest document `POST /v1/documents` accepts, in bytes (413 past it). */
+    maxUploadBytes: z.number().int().positive().default(52_428_800),
+    /** Key prefix where uploaded and watched documents live (the knowledge base's source). */
+    documentsPrefix: z.string().default('documents/'),
+    /** fs: watch the folder and publish object.created/object.removed for changes made behind Bertha's back. */
+    watch: z.boolean().default(true),
+    /**
+     * s3: poll ListObjectsV2 every this many ms and publish changes by ETag, for stores that
+     * cannot send bucket notifications. 0 disables polling.
+     */
+    pollIntervalMs: z.number().int().min(0).default(0),
+    /** Bearer token MinIO/S3 bucket notifications must send to `POST /events/s3`; empty disables the route. */
+    notificationToken: z.string().default(''),
+  })
+  .strict();
+
+export const embedderSchema = z
+  .object({
+    /**
+     * `lexical`: built in, no download; hashed word and character n-grams (matches words,
+     * not meaning). `gguf`: an embedding model through node-llama-cpp. `openai`: any
+     * OpenAI-compatible `/v1/embeddings` server.
+     */
+    driver: z.enum(['lexical', 'gguf', 'openai']).default('lexical'),
+    /** lexical: vector size. */
+    dimensions: z.number().int().min(16).max(8192).default(384),
+    /** gguf: path to the GGUF embedding model. */
+    modelPath: z.string().default(''),
+    /** openai: e.g. `http://127.0.0.1:8000/v1`. */
+    baseUrl: z.string().default(''),
+    /** openai: model name sent to the server. */
+    model: z.string().default(''),
+    apiKey: z.string().default(''),
+    /** Texts per embedding request / batch. */
+    batchSize: z.number().int().positive().default(64),
+    /** gguf: CPU threads (2 cores here: more threads ran slower). */
+    threads: z.number().int().positive().default(2),
+  })
+  .strict();
+
+export const milvusSchema = z
+  .object({
+    /** e.g. `127.0.0.1:19530`; empty means Milvus is not configured. */
+    address: z.string().default(''),
+    token: z.string().default(''),
+    username: z.string().default(''),
+    password: z.string().default(''),
+    database: z.string().default(''),
+    collection: z.string().default('bertha_chunks'),
+  })
+  .strict();
+
+export const knowledgeSchema = z
+  .object({
+    vectorStore: z.enum(['lancedb', 'milvus']).default('lancedb'),
+    /** LanceDB folder (default `<dataDir>/vectors`). */
+    lancedbPath: z.string().default(''),
+    milvus: milvusSchema.default(milvusSchema.parse({})),
+    embedder: embedderSchema.default(embedderSchema.parse({})),
+    /** Largest chunk in characters; sentences are kept whole where they fit. */
+    chunkSize: z.number().int().min(64).default(1000),
+    /** Characters of trailing sentences repeated at the start of the next chunk. */
+    chunkOverlap: z.number().int().min(0).default(150),
+    /** How the retriever searches: vector, full-text, or both fused by reciprocal rank. */
+    searchMode: z.enum(['vector', 'fulltext', 'hybrid']).default('hybrid'),
+  })
+  .strict()
+  .refine((value) => value.chunkOverlap < value.chunkSize, {
+    message: 'chunkOverlap must be smaller than chunkSize',
+    path: ['chunkOverlap'],
+  });
+
 export const configSchema = z
   .object({
     /** Where embedded state lives: SQLite, vectors, the object folder, model files. */
@@ -136,6 +394,11 @@ export const configSchema = z
     objects: objectsSchema.default(objectsSchema.parse({})),
     auth: authSchema.default(authSchema.parse({})),
     serving: servingSchema.default(servingSchema.parse({})),
+    monitor: monitorSchema.default(monitorSchema.parse({})),
+    sensors: z.array(sensorSchema).default(DEFAULT_SENSORS.map((sensor) => sensorSchema.parse(sensor))),
+    pipelines: pipelinesSchema.default(pipelinesSchema.parse({})),
+    tracking: trackingSchema.default(trackingSchema.parse({})),
+    knowledge: knowledgeSchema.default(knowledgeSchema.parse({})),
   })
   .strict();
 

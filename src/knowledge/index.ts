@@ -1,1 +1,26 @@
+export { createDocumentStore, type DocumentRecord, type DocumentStatus, type DocumentStore } from './documents.ts';
+export { type Embedder, l2Normalise } from './embedder.ts';
+export { DocumentLoadError, EmbedderError } from './errors.ts';
+export {
+  createVectors,
+  type IngestResult,
+  ingestObject,
+  ingestVectors,
+  type KnowledgeDeps,
+  type LoadedDocument,
+  loadDocument,
+  type RemoveResult,
+  removeDocument,
+  type VectorizedDocument,
+} from './ingest.ts';
 export type { RetrievedChunk, Retriever } from './retriever.ts';
+export { createKnowledgeRetriever, type KnowledgeSearch, searchKnowledge } from './search.ts';
+export type {
+  ChunkRecord,
+  ChunkWithVector,
+  SearchFilter,
+  SearchHit,
+  SearchMode,
+  SearchRequest,
+  VectorStore,
+} from './vector-store.ts';

@@ -3,6 +3,11 @@ import type { SqlDialectName } from '../dialect.ts';
 import * as events from './0001_events.ts';
 import * as pipelineTriggers from './0002_pipeline_triggers.ts';
 import * as answers from './0010_answers.ts';
+import * as feedback from './0020_feedback.ts';
+import * as knowledge from './0030_knowledge.ts';
+import * as pipelines from './0040_pipelines.ts';
+import * as tracking from './0050_tracking.ts';
+import * as modelRegistry from './0051_model_registry.ts';
 import * as apiKeys from './0070_api_keys.ts';
 
 interface DialectMigration {
@@ -17,6 +22,11 @@ const ordered: Record<string, DialectMigration> = {
   '0001_events': events,
   '0002_pipeline_triggers': pipelineTriggers,
   '0010_answers': answers,
+  '0020_feedback': feedback,
+  '0040_pipelines': pipelines,
+  '0050_tracking': tracking,
+  '0051_model_registry': modelRegistry,
+  '0030_knowledge': knowledge,
   '0070_api_keys': apiKeys,
 };
 

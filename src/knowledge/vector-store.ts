@@ -1,0 +1,84 @@
+/** One chunk as the vector store holds it: enough to answer a query without the metadata DB. */
+export interface ChunkRecord {
+  id: string;
+  documentId: string;
+  documentKey: string;
+  documentVersion: string;
+  ordinal: number;
+  text: string;
+  metadata: Record<string, unknown>;
+}
+
+export interface ChunkWithVector extends ChunkRecord {
+  vector: Float32Array;
+}
+
+/** Restricts a search. Every given condition must hold. */
+export interface SearchFilter {
+  documentKeys?: string[] | undefined;
+  keyPrefix?: string | undefined;
+  /** Loader metadata equality, e.g. `{ page: 3 }` or `{ heading: 'Install' }`. */
+  metadata?: Record<string, string | number | boolean> | undefined;
+}
+
+export type SearchMode = 'vector' | 'fulltext' | 'hybrid';
+
+export interface SearchRequest {
+  mode: SearchMode;
+  topK: number;
+  /** Needed for vector and hybrid. */
+  vector?: Float32Array | undefined;
+  /** Needed for fulltext and hybrid. */
+  text?: string | undefined;
+  filter?: SearchFilter | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface SearchHit {
+  chunk: ChunkRecord;
+  /** Cosine similarity (vector), BM25 (fulltext) or reciprocal-rank-fusion score (hybrid). */
+  score: number;
+}
+
+/** The vector store port (LanceDB embedded, Milvus). Vectors are L2-normalised; similarity is cosine. */
+export interface VectorStore {
+  readonly kind: string;
+  readonly dimensions: number;
+  upsert(chunks: ChunkWithVector[]): Promise<void>;
+  /** Removes a document's chunks, all versions or all but `exceptVersion`. Returns how many went. */
+  deleteDocument(documentKey: string, options?: { exceptVersion?: string }): Promise<number>;
+  search(request: SearchRequest): Promise<SearchHit[]>;
+  count(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Reciprocal rank fusion (Cormack et al. 2009): score = sum over lists of 1 / (k + rank). */
+export function fuseByReciprocalRank(lists: SearchHit[][], topK: number, k = 60): SearchHit[] {
+  const fused = new Map<string, SearchHit>();
+  for (const list of lists) {
+    list.forEach((hit, rank) => {
+      const previous = fused.get(hit.chunk.id);
+      const score = 1 / (k + rank + 1);
+      fused.set(hit.chunk.id, { chunk: hit.chunk, score: (previous?.score ?? 0) + score });
+    });
+  }
+  return [...fused.values()].sort((a, b) => b.score - a.score).slice(0, topK);
+}
+
+export function matchesFilter(chunk: ChunkRecord, filter: SearchFilter | undefined): boolean {
+  if (!filter) return true;
+  if (filter.documentKeys && !filter.documentKeys.includes(chunk.documentKey)) return false;
+  if (filter.keyPrefix && !chunk.documentKey.startsWith(filter.keyPrefix)) return false;
+  if (filter.metadata) {
+    for (const [name, value] of Object.entries(filter.metadata)) {
+      if (chunk.metadata[name] !== value) return false;
+    }
+  }
+  return true;
+}
+
+export function hasFilter(filter: SearchFilter | undefined): boolean {
+  return Boolean(
+    filter && (filter.documentKeys || filter.keyPrefix || (filter.metadata && Object.keys(filter.metadata).length > 0)),
+  );
+}
