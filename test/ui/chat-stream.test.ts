@@ -51,6 +51,29 @@ describe.skipIf(!hasChromium)('chat with a tiny GGUF in Chromium', () => {
     await page.reload();
     await page.locator('article.message.assistant[data-status="done"]').waitFor();
     expect(await page.locator('article.message').count()).toBe(2);
+
+    // Thumbs-down with a comment and a corrected answer, then see it on the dashboard's chart.
+    await page.getByRole('button', { name: 'Bad answer' }).click();
+    await page.getByLabel('Comment (optional)').fill('made up words');
+    await page.getByLabel('Corrected answer (optional)').fill('The answer is 42.');
+    await page.getByRole('button', { name: 'Send feedback' }).click();
+    await page.getByText('Thanks, your feedback was recorded.').waitFor();
+    const listed = (await (await fetch(`${serving.url}/v1/feedback?rating=down`)).json()) as {
+      data: { response_id: string; comment: string; correction: string; model_version: string }[];
+    };
+    expect(listed.data).toEqual([
+      expect.objectContaining({
+        response_id: answerId,
+        comment: 'made up words',
+        correction: 'The answer is 42.',
+        model_version: 'local',
+      }),
+    ]);
+    await page.getByRole('link', { name: 'Dashboard' }).click();
+    const series = page.locator('#feedback figure[data-model-version="local"]');
+    await series.waitFor();
+    expect(await series.locator('svg').getAttribute('aria-label')).toBe('Feedback for local: 0 up, 1 down');
+    await screenshot(page, 'dashboard-feedback-chart');
     expect(errors).toEqual([]);
   });
 

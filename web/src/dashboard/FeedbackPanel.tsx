@@ -19,6 +19,8 @@ interface Series {
 
 const BUCKET_SIZES = [60_000, 5 * 60_000, 15 * 60_000, 3_600_000, 6 * 3_600_000, 86_400_000, 7 * 86_400_000];
 const MAX_BUCKETS = 24;
+/** A short history still fills the chart's width: the axis shows at least this many buckets. */
+const MIN_BUCKETS = 12;
 
 function toRatings(body: unknown): Rating[] {
   return listOf(body).flatMap((item) => {
@@ -35,8 +37,9 @@ export function bucketize(ratings: Rating[]): { start: number; size: number; cou
   const first = Math.min(...times);
   const last = Math.max(...times);
   const size = BUCKET_SIZES.find((candidate) => (last - first) / candidate < MAX_BUCKETS) ?? 30 * 86_400_000;
-  const start = Math.floor(first / size) * size;
-  const count = Math.floor((last - start) / size) + 1;
+  const used = Math.floor((last - Math.floor(first / size) * size) / size) + 1;
+  const count = Math.max(used, MIN_BUCKETS);
+  const start = (Math.floor(last / size) - count + 1) * size;
   const byVersion = new Map<string, Series>();
   for (const rating of ratings) {
     let series = byVersion.get(rating.modelVersion);
@@ -72,12 +75,12 @@ function label(time: number, size: number): string {
 function SeriesChart({ series, start, size, count }: { series: Series; start: number; size: number; count: number }) {
   const width = 560;
   const height = 120;
-  const pad = { left: 28, right: 8, top: 8, bottom: 18 };
+  const pad = { left: 34, right: 8, top: 8, bottom: 18 };
   const mid = pad.top + (height - pad.top - pad.bottom) / 2;
   const half = (height - pad.top - pad.bottom) / 2;
   const peak = Math.max(1, ...series.buckets.map((bucket) => Math.max(bucket.up, bucket.down)));
   const step = (width - pad.left - pad.right) / count;
-  const barWidth = Math.max(2, step * 0.7);
+  const barWidth = Math.min(36, Math.max(2, step * 0.7));
   const total = series.up + series.down;
   return (
     <figure className="feedback-series" data-model-version={series.modelVersion}>
@@ -87,16 +90,17 @@ function SeriesChart({ series, start, size, count }: { series: Series; start: nu
         <span className="muted">{total > 0 ? `${Math.round((100 * series.up) / total)}% positive` : ''}</span>
       </figcaption>
       <svg
+        className="chart"
         viewBox={`0 0 ${width} ${height}`}
         role="img"
         aria-label={`Feedback for ${series.modelVersion}: ${series.up} up, ${series.down} down`}
       >
         <line x1={pad.left} x2={width - pad.right} y1={mid} y2={mid} className="axis" />
         <text x={pad.left - 4} y={pad.top + 8} className="tick" textAnchor="end">
-          {peak}
+          {`▲${peak}`}
         </text>
         <text x={pad.left - 4} y={height - pad.bottom} className="tick" textAnchor="end">
-          {peak}
+          {`▼${peak}`}
         </text>
         {series.buckets.map((bucket, index) => {
           const x = pad.left + index * step + (step - barWidth) / 2;
