@@ -254,6 +254,7 @@ export const DEFAULT_SENSORS: z.input<typeof sensorSchema>[] = [
     debounceMs: 1_000,
   },
 ];
+
 export const pipelineScheduleSchema = z
   .object({
     name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes'),

@@ -9,7 +9,6 @@ import type { Generated } from 'kysely';
  */
 export interface EventsTable {
   id: string;
-  seq: Generated<number>;
   type: string;
   source: string;
   subject: string | null;

@@ -23,10 +23,10 @@ const ordered: Record<string, DialectMigration> = {
   '0002_pipeline_triggers': pipelineTriggers,
   '0010_answers': answers,
   '0020_feedback': feedback,
+  '0030_knowledge': knowledge,
   '0040_pipelines': pipelines,
   '0050_tracking': tracking,
   '0051_model_registry': modelRegistry,
-  '0030_knowledge': knowledge,
   '0070_api_keys': apiKeys,
 };
 
