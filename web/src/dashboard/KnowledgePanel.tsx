@@ -27,7 +27,8 @@ function toDocument(raw: unknown): Document {
     id: text(raw, 'id', 'documentId') ?? '?',
     key: text(raw, 'key', 'documentKey', 'name') ?? '?',
     status: text(raw, 'status') ?? 'unknown',
-    version: text(raw, 'version', 'documentVersion'),
+    // The version is the content's SHA-256: its first characters tell versions apart.
+    version: text(raw, 'version', 'documentVersion')?.slice(0, 8),
     chunks: num(raw, 'chunks', 'chunkCount'),
     error: text(raw, 'error'),
     updatedAt: text(raw, 'updatedAt', 'createdAt'),
@@ -67,6 +68,8 @@ export function KnowledgePanel({ refreshKey }: { refreshKey: number }) {
   const { data, error, loading, reload } = usePanelData(
     async (signal) => listOf(await getJson<unknown>('/v1/documents?limit=200', signal)).map(toDocument),
     refreshKey,
+    // Ingestion finishing publishes no event of its own: poll so `pending` turns `ingested`.
+    3_000,
   );
   const [uploads, setUploads] = useState<Upload[]>([]);
   const [dragging, setDragging] = useState(false);
