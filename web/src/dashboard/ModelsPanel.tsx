@@ -30,6 +30,8 @@ interface RegisteredModel {
 
 const MLFLOW = '/api/2.0/mlflow';
 /** Run params and tags that say where a version came from. */
+/** Metrics where lower is better; every other metric is highlighted at its maximum. */
+const LOWER_IS_BETTER = /loss|error|hallucination|perplexity|latency|cost|down|toxicity/i;
 const LINEAGE_KEY = /parent|base|dataset|data_|source|adapter|lora|trigger|feedback|commit|mlflow\.parentRunId/i;
 
 function keyValues(value: unknown): KeyValue[] {
@@ -106,7 +108,8 @@ function MetricsTable({ versions }: { versions: Version[] }) {
         <tbody>
           {keys.map((key) => {
             const values = versions.map((version) => version.metrics.get(key));
-            const best = Math.max(...values.filter((value): value is number => value !== undefined));
+            const known = values.filter((value): value is number => value !== undefined);
+            const best = LOWER_IS_BETTER.test(key) ? Math.min(...known) : Math.max(...known);
             return (
               <tr key={key}>
                 <th scope="row">{key}</th>
@@ -172,7 +175,7 @@ export function ModelsPanel({ refreshKey }: { refreshKey: number }) {
                           <span className="muted">run {version.runId ?? '—'}</span>
                         ) : (
                           <details open={open === id} onToggle={(event) => event.currentTarget.open && setOpen(id)}>
-                            <summary>{lineage.length} links</summary>
+                            <summary>{lineage.length === 1 ? '1 link' : `${lineage.length} links`}</summary>
                             <ul className="lineage">
                               <li>
                                 run <code>{version.runId}</code>
