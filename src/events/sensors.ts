@@ -36,9 +36,6 @@ export interface Sensors {
   start(): () => void;
 }
 
-/** A trigger in one of these states means a run is queued or under way for its concurrency key. */
-const ACTIVE = ['pending', 'launched'];
-
 class MissingTemplateValue extends Error {}
 
 function lookup(event: BerthaEvent, path: string): unknown {
@@ -96,11 +93,18 @@ export function createSensors(options: {
       if (hit) return `debounced: trigger ${hit.id} was recorded less than ${rule.debounceMs} ms ago`;
     }
     if (key) {
+      // Queued (`pending`), or claimed by the runner (`launched`) and its run not finished yet.
       const active = await db.kysely
         .selectFrom('pipeline_triggers')
-        .select(['id', 'status'])
-        .where('concurrency_key', '=', key)
-        .where('status', 'in', ACTIVE)
+        .leftJoin('pipeline_runs', 'pipeline_runs.id', 'pipeline_triggers.run_id')
+        .select(['pipeline_triggers.id', 'pipeline_triggers.status'])
+        .where('pipeline_triggers.concurrency_key', '=', key)
+        .where((eb) =>
+          eb.or([
+            eb('pipeline_triggers.status', '=', 'pending'),
+            eb.and([eb('pipeline_triggers.status', '=', 'launched'), eb('pipeline_runs.finished_at', 'is', null)]),
+          ]),
+        )
         .executeTakeFirst();
       if (active) return `concurrency: trigger ${active.id} for ${key} is ${active.status}`;
     }

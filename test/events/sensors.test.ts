@@ -64,7 +64,7 @@ for (const factory of dbFactories) {
       ]);
     });
 
-    test('no second trigger while one is pending or launched for the same model version', async () => {
+    test('no second trigger while one is pending, or launched with its run unfinished, for the same model version', async () => {
       const rules = defaults.map((rule) => ({ ...rule, debounceMs: 0 }));
       const { db, bus, triggers } = await setup(rules);
       const degrade = (version: string) =>
@@ -81,12 +81,34 @@ for (const factory of dbFactories) {
       for (const row of skipped)
         expect(row.reason).toMatch(/^concurrency: trigger trg_\w+ for llm-retraining:v1 is pending$/);
 
-      // The runner claims it: still running, still blocking.
+      // The runner claims it and starts the run: still running, still blocking.
       const first = rows.find((row) => row.status === 'pending' && row.concurrency_key === 'llm-retraining:v1');
+      const now = new Date().toISOString();
       await db.kysely
         .updateTable('pipeline_triggers')
         .set({ status: 'launched', run_id: 'run_1' })
         .where('id', '=', first?.id as string)
+        .execute();
+      await db.kysely
+        .insertInto('pipeline_runs')
+        .values({
+          id: 'run_1',
+          pipeline: 'llm-retraining',
+          status: 'running',
+          executor: 'local',
+          params_json: '{"model_version":"v1"}',
+          source: 'trigger',
+          trigger_id: first?.id as string,
+          concurrency_key: 'llm-retraining:v1',
+          owner: null,
+          lease_until: null,
+          cancel_requested: 0,
+          error: null,
+          created_at: now,
+          started_at: now,
+          finished_at: null,
+          updated_at: now,
+        })
         .execute();
       await degrade('v1');
       await bus.drain();
@@ -95,11 +117,11 @@ for (const factory of dbFactories) {
         reason: expect.stringContaining('launched'),
       });
 
-      // The run ended (the runner moved the trigger on): the next degradation triggers again.
+      // The run finished: the next degradation triggers again.
       await db.kysely
-        .updateTable('pipeline_triggers')
-        .set({ status: 'completed' })
-        .where('id', '=', first?.id as string)
+        .updateTable('pipeline_runs')
+        .set({ status: 'succeeded', finished_at: new Date().toISOString() })
+        .where('id', '=', 'run_1')
         .execute();
       await degrade('v1');
       await bus.drain();
@@ -117,13 +139,13 @@ for (const factory of dbFactories) {
       const [first] = await triggers();
       await db.kysely
         .updateTable('pipeline_triggers')
-        .set({ status: 'completed' })
+        .set({ status: 'launched', run_id: 'run_9' })
         .where('id', '=', first?.id as string)
         .execute();
       await created();
       await bus.drain();
       const rows = await triggers();
-      expect(rows.map((row) => row.status)).toEqual(['completed', 'skipped']);
+      expect(rows.map((row) => row.status)).toEqual(['launched', 'skipped']);
       expect(rows[1]?.reason).toMatch(/^debounced: trigger trg_\w+ was recorded less than 60000 ms ago$/);
     });
 

@@ -5,10 +5,11 @@ import { tempDir } from './temp.ts';
 
 /**
  * Bertha in-process on a fresh data dir, listening on a loopback port of its own, closed
- * when the test finishes. `set` takes `--set`-style `key.path=value` overrides.
+ * when the test finishes. `set` takes `--set`-style `key.path=value` overrides. The pipeline
+ * runner is off (a test can turn it on), so tests see the triggers sensors record as they are.
  */
 export async function startBertha(set: string[] = [], dataDir = tempDir()): Promise<Bertha> {
-  const { config } = loadConfig({ dataDir, port: 0, set: ['log.level=silent', ...set] }, {});
+  const { config } = loadConfig({ dataDir, port: 0, set: ['log.level=silent', 'pipelines.runner=false', ...set] }, {});
   const bertha = await createBertha(config);
   onTestFinished(() => bertha.close());
   await bertha.listen();
