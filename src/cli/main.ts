@@ -2,6 +2,8 @@ import { Command, Option } from 'commander';
 import { BerthaError } from '../core/errors.ts';
 import { BERTHA_VERSION } from '../core/version.ts';
 import { registerConfigCommand } from './commands/config.ts';
+import { registerDeployCommand } from './commands/deploy.ts';
+import { registerIngestCommand } from './commands/ingest.ts';
 import { registerModelCommand } from './commands/model.ts';
 import { registerModelsCommand } from './commands/models.ts';
 import { registerMonitorCommand } from './commands/monitor.ts';
@@ -29,12 +31,14 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerUpCommand(program);
   registerConfigCommand(program);
+  registerIngestCommand(program);
   registerModelCommand(program);
   registerMonitorCommand(program);
   registerPipelineCommand(program);
   registerStepCommand(program);
   registerModelsCommand(program);
   registerRunsCommand(program);
+  registerDeployCommand(program);
   registerTrainCommand(program);
   return program;
 }
