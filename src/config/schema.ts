@@ -219,6 +219,10 @@ export const sensorSchema = z
   })
   .strict();
 
+/**
+ * Retraining is debounced and limited to one at a time per model version; every object
+ * change triggers ingestion (a removal right after an upload must not be dropped).
+ */
 export const DEFAULT_SENSORS: z.input<typeof sensorSchema>[] = [
   {
     name: 'retrain-on-degradation',
@@ -233,18 +237,15 @@ export const DEFAULT_SENSORS: z.input<typeof sensorSchema>[] = [
     event: 'object.created',
     pipeline: 'vector-ingestion',
     params: { key: '{{payload.key}}', change: 'created' },
-    concurrencyKey: 'vector-ingestion:{{payload.key}}',
-    debounceMs: 1_000,
   },
   {
     name: 'ingest-removed-object',
     event: 'object.removed',
     pipeline: 'vector-ingestion',
     params: { key: '{{payload.key}}', change: 'removed' },
-    concurrencyKey: 'vector-ingestion:{{payload.key}}',
-    debounceMs: 1_000,
   },
 ];
+
 export const pipelineScheduleSchema = z
   .object({
     name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes'),
@@ -260,6 +261,8 @@ export const pipelineArgoSchema = z
   .object({
     namespace: z.string().default('bertha'),
     image: z.string().default('ghcr.io/bertha/bertha:latest'),
+    /** How the image starts the CLI; each step pod runs `<command> step <pipeline> <step> ...`. */
+    command: z.array(z.string().min(1)).min(1).default(['bertha']),
     serviceAccount: z.string().default('bertha-pipelines'),
     /** Secret with BERTHA_* variables (database URL, object store credentials) for step pods. */
     configSecret: z.string().default('bertha-config'),
