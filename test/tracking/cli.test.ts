@@ -24,7 +24,7 @@ function bertha(args: string[]): Promise<{ code: number | null; stdout: string; 
 
 test('bertha models lists versions with aliases and metrics, promote moves champion on the running server, runs compares metrics', async () => {
   const dataDir = tempDir();
-  const server = await startBerthaProcess(['--data-dir', dataDir]);
+  const server = await startBerthaProcess(['--data-dir', dataDir], {}, 180_000);
   const port = new URL(server.url).port;
   const client = createTrackingClient({ uri: server.url });
   const experimentId = await client.getOrCreateExperiment('llm-retraining');
@@ -75,4 +75,4 @@ test('bertha models lists versions with aliases and metrics, promote moves champ
   expect(invalid.code).toBe(1);
   expect(invalid.stderr).toContain('Invalid filter');
   // Each CLI call starts a Node process with tsx; on a loaded 2-core machine that alone takes seconds.
-}, 480_000);
+}, 600_000);
