@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
@@ -91,6 +92,25 @@ async function logBatchThroughput(): Promise<number> {
   for (let batch = 1; batch < BATCHES; batch++) await post('runs/log-batch', bodies[batch] as string);
   const seconds = (performance.now() - start) / 1000;
   return ((BATCHES - 1) * PER_BATCH) / seconds;
+}
+
+/**
+ * The floor of any HTTP call here: a bare node:http server that reads the same body and answers
+ * `{}`. On a loaded machine most of a log-batch call's time is this round trip.
+ */
+async function httpFloorMs(body: string): Promise<number> {
+  const server = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => response.end('{}'));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const target = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+  const start = performance.now();
+  for (let i = 0; i < BATCHES; i++)
+    await (await fetch(target, { method: 'POST', body, headers: { 'content-type': 'application/json' } })).text();
+  const perCall = (performance.now() - start) / BATCHES;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return perCall;
 }
 
 /** The same batches through the store directly: what HTTP and JSON cost on top. */
@@ -192,11 +212,15 @@ function rawSearchLatencies(experimentId: string): number[] {
 const baseline = rawBaseline();
 const perSecond = await logBatchThroughput();
 const storePerSecond = await storeThroughput();
+const floorMs = await httpFloorMs(batchBody('floor', 0));
 console.log(`raw better-sqlite3 metric insert: ${Math.round(baseline)} metrics/s`);
 console.log(
   `log-batch over HTTP:              ${Math.round(perSecond)} metrics/s (${PER_BATCH} per call, ${BATCHES - 1} calls)`,
 );
 console.log(`log-batch in the store (no HTTP): ${Math.round(storePerSecond)} metrics/s`);
+console.log(
+  `bare HTTP round trip, same body:  ${round(floorMs)} ms per call (log-batch: ${round((PER_BATCH / perSecond) * 1000)} ms)`,
+);
 const seedStart = performance.now();
 const experimentId = await seedRuns();
 console.log(`seeded ${RUNS} runs in ${round((performance.now() - seedStart) / 1000, 1)} s`);
@@ -218,6 +242,8 @@ reportFigures({
   log_batch_ratio_vs_raw: round(perSecond / baseline),
   store_log_batch_metrics_per_s: Math.round(storePerSecond),
   store_log_batch_ratio_vs_raw: round(storePerSecond / baseline),
+  http_floor_ms_per_call: round(floorMs),
+  log_batch_ms_per_call: round((PER_BATCH / perSecond) * 1000),
   search_p50_ms: round(percentile(search, 50)),
   search_p99_ms: round(percentile(search, 99)),
   raw_search_p99_ms: round(percentile(rawSearch, 99)),
