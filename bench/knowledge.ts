@@ -69,13 +69,20 @@ start = performance.now();
 const theirs = llama.splitText(document);
 const llamaMs = performance.now() - start;
 const splitterSpeedup = llamaMs / oursMs;
-console.log(`split ${(SPLIT_BYTES / 1e6).toFixed(2)} MB: bertha ${round(oursMs, 1)} ms (${ours.length} chunks), llamaindex ${round(llamaMs, 1)} ms (${theirs.length} chunks), ${round(splitterSpeedup, 1)}x`);
+console.log(
+  `split ${(SPLIT_BYTES / 1e6).toFixed(2)} MB: bertha ${round(oursMs, 1)} ms (${ours.length} chunks), llamaindex ${round(llamaMs, 1)} ms (${theirs.length} chunks), ${round(splitterSpeedup, 1)}x`,
+);
 
 // 2. End-to-end ingestion.
 const db = createSqliteDb({ path: path.join(dir, 'bertha.sqlite') });
 await db.migrate();
 const embedder = createLexicalEmbedder({ dimensions: DIMENSIONS });
-const ingestStore = await createLanceVectorStore({ path: path.join(dir, 'ingest-vectors'), dimensions: DIMENSIONS, table: 'chunks', logger });
+const ingestStore = await createLanceVectorStore({
+  path: path.join(dir, 'ingest-vectors'),
+  dimensions: DIMENSIONS,
+  table: 'chunks',
+  logger,
+});
 const deps: KnowledgeDeps = {
   db,
   objects: createFsObjectStore({ root: path.join(dir, 'objects') }),
@@ -96,7 +103,9 @@ let ingestChunks = 0;
 for (let i = 0; i < INGEST_DOCS; i++) ingestChunks += (await ingestObject(deps, `documents/doc-${i}.md`)).chunkCount;
 const ingestSeconds = (performance.now() - start) / 1000;
 const ingestMbPerS = ingestBytes / 1e6 / ingestSeconds;
-console.log(`ingest ${INGEST_DOCS} docs, ${(ingestBytes / 1e6).toFixed(2)} MB: ${round(ingestSeconds, 2)} s, ${round(ingestMbPerS, 3)} MB/s, ${Math.round(ingestChunks / ingestSeconds)} chunks/s`);
+console.log(
+  `ingest ${INGEST_DOCS} docs, ${(ingestBytes / 1e6).toFixed(2)} MB: ${round(ingestSeconds, 2)} s, ${round(ingestMbPerS, 3)} MB/s, ${Math.round(ingestChunks / ingestSeconds)} chunks/s`,
+);
 await ingestStore.close();
 await db.close();
 
@@ -194,9 +203,15 @@ const p50 = percentile(latencies, 50);
 const p99 = percentile(latencies, 99);
 const lanceP50 = percentile(lanceLatencies, 50);
 const lanceP99 = percentile(lanceLatencies, 99);
-console.log(`retrieval at ${CHUNKS} chunks (exact scan): p50 ${round(p50, 2)} ms, p99 ${round(p99, 2)} ms, recall@10 ${round(recall, 4)}`);
-console.log(`hybrid (exact scan + LanceDB BM25, RRF, query embedding included): p50 ${round(percentile(hybridLatencies, 50), 2)} ms, p99 ${round(percentile(hybridLatencies, 99), 2)} ms`);
-console.log(`lancedb flat search, same table:   p50 ${round(lanceP50, 2)} ms, p99 ${round(lanceP99, 2)} ms (${round(lanceP50 / p50, 1)}x slower at p50)`);
+console.log(
+  `retrieval at ${CHUNKS} chunks (exact scan): p50 ${round(p50, 2)} ms, p99 ${round(p99, 2)} ms, recall@10 ${round(recall, 4)}`,
+);
+console.log(
+  `hybrid (exact scan + LanceDB BM25, RRF, query embedding included): p50 ${round(percentile(hybridLatencies, 50), 2)} ms, p99 ${round(percentile(hybridLatencies, 99), 2)} ms`,
+);
+console.log(
+  `lancedb flat search, same table:   p50 ${round(lanceP50, 2)} ms, p99 ${round(lanceP99, 2)} ms (${round(lanceP50 / p50, 1)}x slower at p50)`,
+);
 reportFigures({
   splitter_speedup_vs_llamaindex: round(splitterSpeedup, 1),
   splitter_ms_1mb: round(oursMs, 1),
