@@ -2,6 +2,13 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import {
+  type AnswerStore,
+  type ChatService,
+  createAnswerStore,
+  createChatService,
+  createServingMetrics,
+} from './chat/index.ts';
 import type { Config } from './config/index.ts';
 import { ConfigError } from './core/errors.ts';
 import { createLogger, type Logger } from './core/logger.ts';
@@ -9,23 +16,61 @@ import { BERTHA_VERSION } from './core/version.ts';
 import type { MetadataDb } from './db/index.ts';
 import { createPostgresDb } from './db/postgres.ts';
 import { createSqliteDb } from './db/sqlite.ts';
-import type { EventBus } from './events/index.ts';
+import { createSensors, type EventBus } from './events/index.ts';
 import { createLocalEventBus } from './events/local-bus.ts';
 import type { Embedder, KnowledgeDeps, Retriever, VectorStore } from './knowledge/index.ts';
 import { createKnowledgeRetriever, deferredVectorStore } from './knowledge/index.ts';
 import { createLexicalEmbedder } from './knowledge/lexical-embedder.ts';
 import { registerKnowledgeRoutes } from './knowledge/routes.ts';
-import { createMetricsRegistry } from './monitor/index.ts';
+import type { LlmRuntime } from './llm/index.ts';
+import { createLlamaCppRuntime } from './llm/llama-cpp.ts';
+import { createOpenAiRuntime } from './llm/openai.ts';
+import type { ModelBundle } from './models/index.ts';
+import {
+  createFeedbackMetrics,
+  createFeedbackStore,
+  createMetricsRegistry,
+  createQualityWatcher,
+  type FeedbackStore,
+  gatewayToken,
+} from './monitor/index.ts';
 import { createObjectChangeFeed, type ObjectChangeFeed, startObjectWatcher } from './objects/changes.ts';
 import { createFsObjectStore } from './objects/fs.ts';
 import type { ObjectStore } from './objects/index.ts';
 import { createS3ObjectStore } from './objects/s3.ts';
+import { builtinPipelines } from './pipelines/builtin/index.ts';
+import {
+  createLocalRunner,
+  createPipelineCatalog,
+  createRunStore,
+  createStepHandlerRegistry,
+  type LocalRunner,
+  type PipelineCatalog,
+  type RunStore,
+} from './pipelines/index.ts';
 import { createHttpServer } from './server/http.ts';
 import { createReadiness, type Readiness } from './server/readiness.ts';
+import { registerAlertmanagerGateway } from './server/routes/alertmanager.ts';
+import { registerAnswerRoutes } from './server/routes/answers.ts';
 import { registerEventRoutes } from './server/routes/events.ts';
+import { registerFeedbackRoutes } from './server/routes/feedback.ts';
 import { registerHealthRoutes } from './server/routes/health.ts';
 import { registerMetricsRoute } from './server/routes/metrics.ts';
+import { registerOpenAiRoutes } from './server/routes/openai.ts';
+import { registerPipelineRoutes } from './server/routes/pipelines.ts';
 import { registerS3EventRoutes } from './server/routes/s3-events.ts';
+import { registerTriggerRoutes } from './server/routes/triggers.ts';
+import {
+  CHAMPION,
+  createModelRegistry,
+  createRegistryStore,
+  createTrackingStore,
+  followAlias,
+  type ModelRegistry,
+  registerModelBundleRoutes,
+  registerTrackingRoutes,
+  type TrackingStore,
+} from './tracking/index.ts';
 
 /**
  * The one place that reads the config and wires adapters into ports. Nothing imports
@@ -42,8 +87,18 @@ export interface Bertha {
   /** The knowledge base as the chat service searches it. */
   retriever: Retriever;
   metrics: Registry;
+  feedback: FeedbackStore;
   readiness: Readiness;
+  /** Experiment tracking (MLflow's tracking service, embedded). */
+  tracking: TrackingStore;
+  /** Model registry: versions, aliases, and the bundle an alias serves (`resolveAlias`). */
+  registry: ModelRegistry;
   http: FastifyInstance;
+  /** Answers `/v1/chat/completions`; `chat.swapBundle` moves serving to another model bundle. */
+  chat: ChatService;
+  answers: AnswerStore;
+  /** Pipeline definitions, their run rows, and the local runner (started by `listen` when enabled). */
+  pipelines: { catalog: PipelineCatalog; store: RunStore; runner: LocalRunner };
   /** Base URL once `listen` resolved. */
   url: string | undefined;
   listen(): Promise<string>;
@@ -71,6 +126,53 @@ export function openObjectStore(config: Config): ObjectStore {
     });
   }
   return createFsObjectStore({ root: config.objects.root });
+}
+
+/** The bundle `bertha up` serves before any registry alias says otherwise: a GGUF file, or an upstream model. */
+export function configuredBundle(config: Config): ModelBundle | undefined {
+  const serving = config.serving;
+  const base: ModelBundle['base'] | undefined = serving.model
+    ? { kind: 'gguf', path: serving.model }
+    : serving.upstream.baseUrl && serving.upstream.model
+      ? { kind: 'upstream', model: serving.upstream.model }
+      : undefined;
+  if (!base) return undefined;
+  return {
+    version: serving.modelVersion,
+    base,
+    adapters: serving.adapters,
+    systemPrompt: serving.systemPrompt,
+    ...(serving.chatTemplate ? { chatTemplate: serving.chatTemplate } : {}),
+    generation: {},
+    retrieval: { enabled: true, topK: serving.retrievalTopK },
+  };
+}
+
+export function createRuntimeFor(config: Config, logger: Logger): (bundle: ModelBundle) => LlmRuntime {
+  const serving = config.serving;
+  return (bundle) => {
+    const runtimeLogger = logger.child({ component: 'llm', version: bundle.version });
+    if (bundle.base.kind === 'upstream') {
+      return createOpenAiRuntime({
+        baseUrl: serving.upstream.baseUrl,
+        apiKey: serving.upstream.apiKey,
+        model: bundle.base.model,
+        parallel: serving.upstream.parallel,
+        timeoutMs: serving.upstream.timeoutMs,
+        defaults: serving.generation,
+        logger: runtimeLogger,
+      });
+    }
+    const template = bundle.chatTemplate ?? serving.chatTemplate;
+    return createLlamaCppRuntime({
+      modelPath: bundle.base.path,
+      adapters: bundle.adapters,
+      ...(template ? { fallbackChatTemplate: template } : {}),
+      ...serving.llamaCpp,
+      defaults: serving.generation,
+      logger: runtimeLogger,
+    });
+  };
 }
 
 export async function openEmbedder(config: Config): Promise<Embedder> {
@@ -124,6 +226,8 @@ export async function openVectorStore(config: Config, embedder: Embedder, logger
 
 export interface CreateBerthaOptions {
   logger?: Logger;
+  /** Retrieval for chat answers; without one, answers use no retrieved context. */
+  retriever?: Retriever;
 }
 
 export async function createBertha(config: Config, options: CreateBerthaOptions = {}): Promise<Bertha> {
@@ -158,7 +262,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
         logger: logger.child({ component: 'object-changes' }),
       })
     : undefined;
-  let stopWatcher: (() => Promise<void>) | undefined;
+  let stopObjectWatcher: (() => Promise<void>) | undefined;
   const metrics = createMetricsRegistry();
   const readiness = createReadiness();
   readiness.register({
@@ -187,10 +291,41 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
         : { ready: false, detail: vectorState },
   });
 
+  const answers = createAnswerStore(db);
+  const chat = createChatService({
+    modelName: config.serving.modelName,
+    bundle: configuredBundle(config),
+    createRuntime: createRuntimeFor(config, logger),
+    retriever: options.retriever ?? retriever,
+    answers,
+    metrics: createServingMetrics(metrics),
+    prompt: { systemPrompt: config.serving.systemPrompt, contextTemplate: config.serving.contextTemplate },
+    queue: config.serving.queue,
+    pricing: config.serving.pricing,
+    logger: logger.child({ component: 'chat' }),
+  });
+  readiness.register({ name: 'model', check: () => chat.status() });
+  const builtin = builtinPipelines({ knowledge: () => knowledge });
+  const pipelineCatalog = createPipelineCatalog(builtin.definitions, createStepHandlerRegistry(builtin.handlers));
+  const pipelineStore = createRunStore(db);
+  const pipelineRunner = createLocalRunner({
+    store: pipelineStore,
+    objects,
+    catalog: pipelineCatalog,
+    logger,
+    stepConcurrency: config.pipelines.stepConcurrency,
+    maxConcurrentRuns: config.pipelines.maxConcurrentRuns,
+    pollIntervalMs: config.pipelines.pollIntervalMs,
+    leaseMs: config.pipelines.leaseMs,
+    schedules: config.pipelines.schedules,
+  });
+
   const http = createHttpServer({ logger, bodyLimitBytes: config.server.bodyLimitBytes });
   registerHealthRoutes(http, readiness, BERTHA_VERSION);
   registerEventRoutes(http, bus);
   registerMetricsRoute(http, metrics);
+  registerOpenAiRoutes(http, chat);
+  registerAnswerRoutes(http, answers);
   registerKnowledgeRoutes(http, {
     knowledge,
     bus,
@@ -209,6 +344,53 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
       logger: logger.child({ component: 's3-events' }),
     });
   }
+  // Loads in the background: /healthz answers at once, /readyz reports the load.
+  chat.start();
+
+  const feedback = createFeedbackStore(db);
+  const feedbackMetrics = await createFeedbackMetrics(metrics, feedback);
+  registerFeedbackRoutes(http, { store: feedback, metrics: feedbackMetrics });
+  registerAlertmanagerGateway(http, {
+    bus,
+    token: gatewayToken({ configured: config.monitor.gateway.token, dataDir: config.dataDir }),
+    logger: logger.child({ component: 'gateway' }),
+  });
+  const stopSensors = createSensors({
+    db,
+    bus,
+    rules: config.sensors,
+    logger: logger.child({ component: 'sensors' }),
+  }).start();
+  registerTriggerRoutes(http, db);
+  // With Prometheus configured, its rules fire through Alertmanager and the gateway instead.
+  const stopWatcher =
+    config.monitor.mode === 'embedded'
+      ? createQualityWatcher({
+          rules: config.monitor.rules,
+          metrics: feedbackMetrics,
+          store: feedback,
+          bus,
+          logger: logger.child({ component: 'watcher' }),
+        }).start(config.monitor.watcherIntervalMs)
+      : async () => undefined;
+  registerPipelineRoutes(http, { catalog: pipelineCatalog, store: pipelineStore, runner: pipelineRunner });
+  const tracking = createTrackingStore(db);
+  const registry = createModelRegistry({
+    store: createRegistryStore(db),
+    bus,
+    logger: logger.child({ component: 'registry' }),
+  });
+  registerTrackingRoutes(http, { tracking, registry, objects });
+  registerModelBundleRoutes(http, registry);
+  // The registry's champion decides what chat serves; moving the alias swaps the bundle.
+  const champion = followAlias({
+    registry,
+    bus,
+    logger: logger.child({ component: 'registry' }),
+    model: config.tracking.model,
+    alias: CHAMPION,
+    onBundle: (bundle) => chat.swapBundle(bundle),
+  });
 
   let closing: Promise<void> | undefined;
   const bertha: Bertha = {
@@ -220,31 +402,45 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     knowledge,
     retriever,
     metrics,
+    feedback,
     readiness,
+    tracking,
+    registry,
     http,
+    chat,
+    answers,
+    pipelines: { catalog: pipelineCatalog, store: pipelineStore, runner: pipelineRunner },
     url: undefined,
     async listen() {
       const address = await http.listen({ host: config.server.host, port: config.server.port });
+      if (config.pipelines.runner) pipelineRunner.start();
       bertha.url = address;
       if (feed) {
         // A folder is watched (with a periodic rescan as a safety net); S3 is polled.
         const folder =
           config.objects.driver === 'fs' ? path.join(config.objects.root, config.objects.documentsPrefix) : undefined;
         if (folder) await mkdir(folder, { recursive: true });
-        stopWatcher = startObjectWatcher({
+        stopObjectWatcher = startObjectWatcher({
           feed,
           folder,
           intervalMs: config.objects.pollIntervalMs || (folder ? 60_000 : 0),
           logger: logger.child({ component: 'object-changes' }),
         });
       }
+
       return address;
     },
     close() {
       closing ??= (async () => {
         await http.close();
-        await stopWatcher?.();
+        champion.stop();
+        await champion.started;
+        await chat.close();
+        await stopWatcher();
+        await pipelineRunner.stop();
+        await stopObjectWatcher?.();
         await bus.drain();
+        stopSensors();
         await vectors.close();
         await embedder.close();
         await db.close();

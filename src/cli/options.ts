@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { type LoadedConfig, loadConfig } from '../config/index.ts';
+import { type ConfigFlags, type LoadedConfig, loadConfig } from '../config/index.ts';
 
 export interface GlobalOptions {
   config?: string;
@@ -10,7 +10,7 @@ export interface GlobalOptions {
 }
 
 /** Reads the effective config from the global flags of whichever command is running. */
-export function configFrom(command: Command): LoadedConfig {
+export function configFrom(command: Command, extra: Pick<ConfigFlags, 'model'> = {}): LoadedConfig {
   const options = command.optsWithGlobals<GlobalOptions>();
   return loadConfig({
     config: options.config,
@@ -18,5 +18,6 @@ export function configFrom(command: Command): LoadedConfig {
     host: options.host,
     dataDir: options.dataDir,
     set: options.set,
+    ...extra,
   });
 }

@@ -10,6 +10,8 @@ export interface ConfigFlags {
   port?: number | string | undefined;
   host?: string | undefined;
   dataDir?: string | undefined;
+  /** GGUF file to serve (`bertha up --model`). */
+  model?: string | undefined;
   /** `path.to.key=value` pairs from repeated `--set`. */
   set?: string[] | undefined;
 }
@@ -26,6 +28,7 @@ const ENV_ALIASES: Record<string, string> = {
   BERTHA_HOST: 'server.host',
   BERTHA_DATABASE_URL: 'database.url',
   BERTHA_LOG_LEVEL: 'log.level',
+  BERTHA_MODEL: 'serving.model',
 };
 
 type Leaf = { path: string; takesRawString: boolean };
@@ -137,6 +140,7 @@ export function loadConfig(
   if (flags.port !== undefined) setPath(raw, 'server.port', scalar('server.port', String(flags.port)));
   if (flags.host !== undefined) setPath(raw, 'server.host', flags.host);
   if (flags.dataDir !== undefined) setPath(raw, 'dataDir', flags.dataDir);
+  if (flags.model !== undefined) setPath(raw, 'serving.model', flags.model);
   for (const assignment of flags.set ?? []) {
     const eq = assignment.indexOf('=');
     if (eq <= 0) throw new ConfigError(`--set expects key.path=value, got '${assignment}'`);
@@ -154,6 +158,12 @@ export function loadConfig(
   return { config: resolveConfig(result.data, cwd), file };
 }
 
+/** Where Prometheus and Alertmanager on this machine reach Bertha; a wildcard bind is reached on loopback. */
+function defaultBerthaUrl(config: Config): string {
+  const host = ['0.0.0.0', '::', ''].includes(config.server.host) ? '127.0.0.1' : config.server.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.server.port}`;
+}
+
 function resolveConfig(config: Config, cwd: string): Config {
   const dataDir = path.resolve(cwd, config.dataDir);
   const databaseUrl =
@@ -168,6 +178,12 @@ function resolveConfig(config: Config, cwd: string): Config {
     dataDir,
     database: { ...config.database, url: databaseUrl },
     objects: { ...config.objects, root: path.resolve(dataDir, config.objects.root || 'objects') },
+    serving: {
+      ...config.serving,
+      model: config.serving.model ? path.resolve(cwd, config.serving.model) : '',
+      adapters: config.serving.adapters.map((adapter) => ({ ...adapter, path: path.resolve(cwd, adapter.path) })),
+    },
+    monitor: { ...config.monitor, berthaUrl: config.monitor.berthaUrl || defaultBerthaUrl(config) },
     knowledge: {
       ...config.knowledge,
       lancedbPath: path.resolve(dataDir, config.knowledge.lancedbPath || 'vectors'),

@@ -52,6 +52,254 @@ export const s3Schema = z
   })
   .strict();
 
+/** Serving: which model answers `/v1/chat/completions`, on which runtime, at what price. */
+export const servingSchema = z
+  .object({
+    /** The model id clients send in `model` and `GET /v1/models` lists. */
+    modelName: z.string().min(1).default('bertha'),
+    /** GGUF file served by the llama-cpp runtime (`bertha up --model`, env BERTHA_MODEL). Empty: no local model. */
+    model: z.string().default(''),
+    /** Version recorded on answers for a model that is not in the registry. */
+    modelVersion: z.string().min(1).default('local'),
+    /** LoRA adapters applied on top of the GGUF base. */
+    adapters: z.array(z.object({ path: z.string().min(1), scale: z.number().default(1) }).strict()).default([]),
+    /** Jinja chat template used when the GGUF carries none of its own. */
+    chatTemplate: z.string().default(''),
+    systemPrompt: z.string().default('You are a helpful assistant.'),
+    /** How retrieved passages enter the system prompt; `{context}` is replaced by the numbered passages. */
+    contextTemplate: z
+      .string()
+      .default('Answer using the passages below when they are relevant, and cite them as [n].\n\n{context}'),
+    retrievalTopK: z.number().int().min(1).max(50).default(4),
+    generation: z
+      .object({
+        temperature: z.number().min(0).max(2).default(0.7),
+        topP: z.number().gt(0).max(1).default(0.95),
+        maxTokens: z.number().int().positive().default(512),
+      })
+      .strict()
+      .default({ temperature: 0.7, topP: 0.95, maxTokens: 512 }),
+    llamaCpp: z
+      .object({
+        /** CPU threads; 0 means one per core (node-llama-cpp's own default of 4 ran 17x slower on 2 cores). */
+        maxThreads: z.number().int().min(0).default(0),
+        gpu: z.enum(['auto', 'cuda', 'vulkan', 'metal', 'off']).default('auto'),
+        /** Concurrent generations: one context sequence each. */
+        parallel: z.number().int().min(1).max(64).default(2),
+        /** Context tokens per sequence. */
+        contextSize: z.number().int().min(64).default(4096),
+        batchSize: z.number().int().min(1).default(512),
+      })
+      .strict()
+      .default({ maxThreads: 0, gpu: 'auto', parallel: 2, contextSize: 4096, batchSize: 512 }),
+    /** Any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, OpenAI); used when `model` is empty and `model` here is set. */
+    upstream: z
+      .object({
+        baseUrl: z.string().default(''),
+        apiKey: z.string().default(''),
+        model: z.string().default(''),
+        /** Concurrent requests sent upstream. */
+        parallel: z.number().int().min(1).max(1024).default(16),
+        timeoutMs: z.number().int().positive().default(120_000),
+      })
+      .strict()
+      .default({ baseUrl: '', apiKey: '', model: '', parallel: 16, timeoutMs: 120_000 }),
+    queue: z
+      .object({
+        /** Requests waiting for a free slot beyond this get 429 with Retry-After. */
+        maxWaiting: z.number().int().min(0).default(32),
+        /** A request that waited this long for a slot gets 503 with Retry-After. */
+        maxWaitMs: z.number().int().positive().default(30_000),
+      })
+      .strict()
+      .default({ maxWaiting: 32, maxWaitMs: 30_000 }),
+    /** Cost per answer: upstream models by tokens, local models by compute time (seconds of generation). */
+    pricing: z
+      .object({
+        promptPer1k: z.number().min(0).default(0),
+        completionPer1k: z.number().min(0).default(0),
+        perComputeSecond: z.number().min(0).default(0),
+      })
+      .strict()
+      .default({ promptPer1k: 0, completionPer1k: 0, perComputeSecond: 0 }),
+  })
+  .strict();
+
+/** Prometheus duration, e.g. `30s`, `5m`, `1h` (the subset both Prometheus and Bertha's watcher read). */
+const duration = z.string().regex(/^[0-9]+(ms|s|m|h|d)$/, 'a duration such as 30s, 5m or 1h');
+
+export const monitorSchema = z
+  .object({
+    /**
+     * `embedded`: Bertha evaluates the degradation rules itself (no other software needed).
+     * `prometheus`: Prometheus evaluates the rendered rules and Alertmanager calls the gateway.
+     */
+    mode: z.enum(['embedded', 'prometheus']).default('embedded'),
+    /** How Prometheus and Alertmanager reach Bertha (default `http://<server.host>:<server.port>`). */
+    berthaUrl: z.string().default(''),
+    rules: z
+      .object({
+        /** The seed's rule: more thumbs-down than thumbs-up votes on a model version, held for `for`. */
+        downOverUp: z
+          .object({ enabled: z.boolean().default(true), for: duration.default('60s') })
+          .strict()
+          .default({ enabled: true, for: '60s' }),
+        /** Share of thumbs-down over `window` above `threshold`, once at least `minVotes` votes came in. */
+        downRatio: z
+          .object({
+            enabled: z.boolean().default(true),
+            window: duration.default('1h'),
+            threshold: z.number().min(0).max(1).default(0.3),
+            minVotes: z.number().int().positive().default(20),
+            for: duration.default('5m'),
+          })
+          .strict()
+          .default({ enabled: true, window: '1h', threshold: 0.3, minVotes: 20, for: '5m' }),
+      })
+      .strict()
+      .default({
+        downOverUp: { enabled: true, for: '60s' },
+        downRatio: { enabled: true, window: '1h', threshold: 0.3, minVotes: 20, for: '5m' },
+      }),
+    /** The embedded watcher's evaluation interval (mode `embedded`). */
+    watcherIntervalMs: z.number().int().positive().default(5_000),
+    gateway: z
+      .object({
+        /** Bearer token Alertmanager sends to `/events/alertmanager` (default: generated under dataDir). */
+        token: z.string().default(''),
+      })
+      .strict()
+      .default({ token: '' }),
+    prometheus: z
+      .object({
+        scrapeInterval: duration.default('15s'),
+        evaluationInterval: duration.default('15s'),
+        /** host:port of the Alertmanager Prometheus sends alerts to. */
+        alertmanagerAddress: z.string().min(1).default('127.0.0.1:9093'),
+      })
+      .strict()
+      .default({ scrapeInterval: '15s', evaluationInterval: '15s', alertmanagerAddress: '127.0.0.1:9093' }),
+    alertmanager: z
+      .object({
+        groupWait: duration.default('30s'),
+        groupInterval: duration.default('5m'),
+        repeatInterval: duration.default('4h'),
+      })
+      .strict()
+      .default({ groupWait: '30s', groupInterval: '5m', repeatInterval: '4h' }),
+    kubernetes: z
+      .object({
+        namespace: z.string().min(1).default('bertha'),
+        /** Label on Bertha's Service that the ServiceMonitor selects. */
+        serviceLabel: z.string().min(1).default('bertha'),
+        /** Named port of Bertha's Service that serves /metrics. */
+        portName: z.string().min(1).default('http'),
+        /** Secret holding the gateway token (key `token`) for the AlertmanagerConfig. */
+        tokenSecret: z.string().min(1).default('bertha-gateway'),
+      })
+      .strict()
+      .default({ namespace: 'bertha', serviceLabel: 'bertha', portName: 'http', tokenSecret: 'bertha-gateway' }),
+  })
+  .strict();
+
+/**
+ * A sensor maps an event type to a pipeline trigger. Templates (`params`, `concurrencyKey`)
+ * take `{{subject}}`, `{{type}}`, `{{id}}` and `{{payload.<field>}}` from the event.
+ */
+export const sensorSchema = z
+  .object({
+    name: z.string().min(1),
+    event: z.string().min(1),
+    pipeline: z.string().min(1),
+    params: z.record(z.string(), z.string()).default({}),
+    /** Triggers with the same key never run concurrently; empty: no concurrency limit. */
+    concurrencyKey: z.string().default(''),
+    /** A second event for the same concurrency key within this window is recorded as skipped. */
+    debounceMs: z.number().int().min(0).default(0),
+  })
+  .strict();
+
+/**
+ * Retraining is debounced and limited to one at a time per model version; every object
+ * change triggers ingestion (a removal right after an upload must not be dropped).
+ */
+export const DEFAULT_SENSORS: z.input<typeof sensorSchema>[] = [
+  {
+    name: 'retrain-on-degradation',
+    event: 'model.degraded',
+    pipeline: 'llm-retraining',
+    params: { model_version: '{{payload.model_version}}' },
+    concurrencyKey: 'llm-retraining:{{payload.model_version}}',
+    debounceMs: 600_000,
+  },
+  {
+    name: 'ingest-created-object',
+    event: 'object.created',
+    pipeline: 'vector-ingestion',
+    params: { key: '{{payload.key}}', change: 'created' },
+  },
+  {
+    name: 'ingest-removed-object',
+    event: 'object.removed',
+    pipeline: 'vector-ingestion',
+    params: { key: '{{payload.key}}', change: 'removed' },
+  },
+];
+
+export const pipelineScheduleSchema = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes'),
+    pipeline: z.string().min(1),
+    /** Cron expression (croner syntax; an optional leading seconds field). */
+    cron: z.string().min(1),
+    params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+    timezone: z.string().optional(),
+  })
+  .strict();
+
+export const pipelineArgoSchema = z
+  .object({
+    namespace: z.string().default('bertha'),
+    image: z.string().default('ghcr.io/bertha/bertha:latest'),
+    /** How the image starts the CLI; each step pod runs `<command> step <pipeline> <step> ...`. */
+    command: z.array(z.string().min(1)).min(1).default(['bertha']),
+    serviceAccount: z.string().default('bertha-pipelines'),
+    /** Secret with BERTHA_* variables (database URL, object store credentials) for step pods. */
+    configSecret: z.string().default('bertha-config'),
+    /** MinIO endpoint and bucket that Argo Events watches for uploads. */
+    minioEndpoint: z.string().default('minio.bertha.svc:9000'),
+    uploadsBucket: z.string().default('documents'),
+    minioSecret: z.string().default('minio-credentials'),
+    webhookPort: z.number().int().min(1).max(65535).default(12000),
+  })
+  .strict();
+
+export const pipelinesSchema = z
+  .object({
+    /** Run pipelines in this process; turn off in a process that only serves. */
+    runner: z.boolean().default(true),
+    stepConcurrency: z.number().int().positive().default(4),
+    maxConcurrentRuns: z.number().int().positive().default(4),
+    /** How often the runner looks for triggers, queued runs and cancel requests from other processes. */
+    pollIntervalMs: z.number().int().positive().default(25),
+    /** A run whose runner has not renewed its lease for this long is resumed by another (crash, kill -9). */
+    leaseMs: z.number().int().positive().default(15_000),
+    schedules: z.array(pipelineScheduleSchema).default([]),
+    argo: pipelineArgoSchema.default(pipelineArgoSchema.parse({})),
+  })
+  .strict();
+
+export const trackingSchema = z
+  .object({
+    /** A remote MLflow server for pipeline steps and the CLI; empty = Bertha's own embedded server. */
+    uri: z.string().default(''),
+    /** Bearer token for the remote MLflow (`MLFLOW_TRACKING_TOKEN`). */
+    token: z.string().default(''),
+    /** Registered model whose `champion`/`challenger` aliases decide what is served. */
+    model: z.string().min(1).default('bertha-chat'),
+  })
+  .strict();
+
 export const objectsSchema = z
   .object({
     driver: z.enum(['fs', 's3']).default('fs'),
@@ -138,6 +386,11 @@ export const configSchema = z
     database: databaseSchema.default(databaseSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
     objects: objectsSchema.default(objectsSchema.parse({})),
+    serving: servingSchema.default(servingSchema.parse({})),
+    monitor: monitorSchema.default(monitorSchema.parse({})),
+    sensors: z.array(sensorSchema).default(DEFAULT_SENSORS.map((sensor) => sensorSchema.parse(sensor))),
+    pipelines: pipelinesSchema.default(pipelinesSchema.parse({})),
+    tracking: trackingSchema.default(trackingSchema.parse({})),
     knowledge: knowledgeSchema.default(knowledgeSchema.parse({})),
   })
   .strict();

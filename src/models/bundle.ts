@@ -31,6 +31,22 @@ export const modelBundleSchema = z
       .object({ enabled: z.boolean().default(true), topK: z.number().int().min(1).max(50).default(4) })
       .strict()
       .default({ enabled: true, topK: 4 }),
+    /** Evaluation results the promotion gate decided on: metric name -> value (e.g. `gold_accuracy`). */
+    eval: z.record(z.string(), z.number()).optional(),
+    /** Where this bundle came from, so a bad answer can be traced back to data and training. */
+    lineage: z
+      .object({
+        /** Tracking run that produced it. */
+        runId: z.string().optional(),
+        /** Object key or digest of the training data snapshot. */
+        trainingDataSnapshot: z.string().optional(),
+        /** The feedback collected between these ISO times went into the training data. */
+        feedbackWindow: z.object({ from: z.string(), to: z.string() }).strict().optional(),
+        /** Registry version this one was fine-tuned from, e.g. `bertha-chat/2`. */
+        parentVersion: z.string().optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

@@ -19,7 +19,7 @@ export interface BerthaProcess {
 export async function startBerthaProcess(
   args: string[],
   env: NodeJS.ProcessEnv = {},
-  timeoutMs = 20_000,
+  timeoutMs = 60_000,
 ): Promise<BerthaProcess> {
   const child = spawn(process.execPath, [BIN, 'up', '--port', '0', ...args], {
     env: { ...process.env, ...env },

@@ -6,8 +6,9 @@ export function registerUpCommand(program: Command): void {
   program
     .command('up')
     .description('start the Bertha server on embedded defaults (data under --data-dir)')
-    .action(async (_options, command: Command) => {
-      const { config, file } = configFrom(command);
+    .option('-m, --model <file.gguf>', 'GGUF model to serve (env BERTHA_MODEL)')
+    .action(async (options: { model?: string }, command: Command) => {
+      const { config, file } = configFrom(command, { model: options.model });
       const bertha = await createBertha(config);
       const url = await bertha.listen();
       bertha.logger.info({ url, config: file ?? '(defaults)', dataDir: config.dataDir }, 'bertha is up');

@@ -21,6 +21,7 @@ export async function up(db: Kysely<unknown>, dialect: SqlDialectName): Promise<
     .addColumn('completion_tokens', 'integer', (col) => col.notNull())
     .addColumn('ttft_ms', float)
     .addColumn('latency_ms', float, (col) => col.notNull())
+    .addColumn('compute_ms', float, (col) => col.notNull())
     .addColumn('cost', float, (col) => col.notNull())
     .addColumn('created_at', 'text', (col) => col.notNull())
     .addColumn('finished_at', 'text')

@@ -1,0 +1,117 @@
+import type { AnswersTable, MetadataDb } from '../db/index.ts';
+import type { ChatMessage, FinishReason, GenerationParams } from '../llm/index.ts';
+
+/** Where a passage in the prompt came from; stored with the answer so feedback traces to data. */
+export interface AnswerSource {
+  documentId: string;
+  documentKey: string;
+  documentVersion: string;
+  chunkId: string;
+  score: number;
+}
+
+export type AnswerStatus = 'completed' | 'cancelled' | 'failed';
+
+export interface AnswerRecord {
+  id: string;
+  conversationId: string;
+  model: string;
+  modelVersion: string;
+  messages: ChatMessage[];
+  prompt: string;
+  answer: string;
+  params: GenerationParams;
+  sources: AnswerSource[];
+  status: AnswerStatus;
+  finishReason: FinishReason | null;
+  error: string | null;
+  promptTokens: number;
+  completionTokens: number;
+  ttftMs: number | null;
+  latencyMs: number;
+  computeMs: number;
+  cost: number;
+  createdAt: string;
+  finishedAt: string;
+}
+
+export interface AnswerStore {
+  record(answer: AnswerRecord): Promise<void>;
+  get(id: string): Promise<AnswerRecord | undefined>;
+  /** Turns of one conversation, oldest first. */
+  listConversation(conversationId: string): Promise<AnswerRecord[]>;
+}
+
+function toRow(answer: AnswerRecord): AnswersTable {
+  return {
+    id: answer.id,
+    conversation_id: answer.conversationId,
+    model: answer.model,
+    model_version: answer.modelVersion,
+    messages_json: JSON.stringify(answer.messages),
+    prompt: answer.prompt,
+    answer: answer.answer,
+    params_json: JSON.stringify({ ...answer.params, finishReason: answer.finishReason }),
+    sources_json: JSON.stringify(answer.sources),
+    status: answer.status,
+    error: answer.error,
+    prompt_tokens: answer.promptTokens,
+    completion_tokens: answer.completionTokens,
+    ttft_ms: answer.ttftMs,
+    latency_ms: answer.latencyMs,
+    compute_ms: answer.computeMs,
+    cost: answer.cost,
+    created_at: answer.createdAt,
+    finished_at: answer.finishedAt,
+  };
+}
+
+function fromRow(row: AnswersTable): AnswerRecord {
+  const { finishReason, ...params } = JSON.parse(row.params_json) as GenerationParams & {
+    finishReason: FinishReason | null;
+  };
+  return {
+    id: row.id,
+    conversationId: row.conversation_id ?? '',
+    model: row.model,
+    modelVersion: row.model_version,
+    messages: JSON.parse(row.messages_json) as ChatMessage[],
+    prompt: row.prompt,
+    answer: row.answer,
+    params,
+    sources: JSON.parse(row.sources_json) as AnswerSource[],
+    status: row.status as AnswerStatus,
+    finishReason: finishReason ?? null,
+    error: row.error,
+    promptTokens: Number(row.prompt_tokens),
+    completionTokens: Number(row.completion_tokens),
+    ttftMs: row.ttft_ms === null ? null : Number(row.ttft_ms),
+    latencyMs: Number(row.latency_ms),
+    computeMs: Number(row.compute_ms),
+    cost: Number(row.cost),
+    createdAt: row.created_at,
+    finishedAt: row.finished_at ?? row.created_at,
+  };
+}
+
+export function createAnswerStore(db: MetadataDb): AnswerStore {
+  return {
+    async record(answer) {
+      await db.kysely.insertInto('answers').values(toRow(answer)).execute();
+    },
+    async get(id) {
+      const row = await db.kysely.selectFrom('answers').selectAll().where('id', '=', id).executeTakeFirst();
+      return row ? fromRow(row) : undefined;
+    },
+    async listConversation(conversationId) {
+      const rows = await db.kysely
+        .selectFrom('answers')
+        .selectAll()
+        .where('conversation_id', '=', conversationId)
+        .orderBy('created_at')
+        .orderBy('id')
+        .execute();
+      return rows.map(fromRow);
+    },
+  };
+}

@@ -1,0 +1,9 @@
+export type {
+  ChatMessage,
+  FinishReason,
+  GenerationParams,
+  GenerationRequest,
+  GenerationResult,
+  LlmRuntime,
+  RuntimeStatus,
+} from './runtime.ts';

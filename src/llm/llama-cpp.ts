@@ -1,0 +1,216 @@
+import { availableParallelism } from 'node:os';
+import {
+  type ChatHistoryItem,
+  type ChatWrapper,
+  getLlama,
+  JinjaTemplateChatWrapper,
+  type Llama,
+  LlamaChat,
+  type LlamaContext,
+  LlamaLogLevel,
+  type LlamaModel,
+  resolveChatWrapper,
+} from 'node-llama-cpp';
+import type { Logger } from '../core/logger.ts';
+import type {
+  ChatMessage,
+  FinishReason,
+  GenerationRequest,
+  GenerationResult,
+  LlmRuntime,
+  RuntimeStatus,
+} from './runtime.ts';
+
+export interface LlamaCppRuntimeOptions {
+  modelPath: string;
+  adapters?: Array<{ path: string; scale: number }>;
+  /** Jinja template used only when the GGUF has no `tokenizer.chat_template`. */
+  fallbackChatTemplate?: string;
+  /** 0: one thread per core. */
+  maxThreads: number;
+  gpu: 'auto' | 'cuda' | 'vulkan' | 'metal' | 'off';
+  parallel: number;
+  contextSize: number;
+  batchSize: number;
+  defaults: { temperature: number; topP: number; maxTokens: number };
+  logger: Logger;
+}
+
+/** One context sequence with its chat evaluator: generations reuse the sequence's KV cache prefix. */
+interface Slot {
+  chat: LlamaChat;
+  busy: boolean;
+}
+
+const llamas = new Map<string, Promise<Llama>>();
+
+/** The native backend is process-wide; one instance per thread/GPU setting is shared by every runtime. */
+function sharedLlama(maxThreads: number, gpu: LlamaCppRuntimeOptions['gpu'], logger: Logger): Promise<Llama> {
+  const key = `${maxThreads}:${gpu}`;
+  let llama = llamas.get(key);
+  if (!llama) {
+    llama = getLlama({
+      build: 'never',
+      gpu: gpu === 'off' ? false : gpu,
+      maxThreads,
+      logLevel: LlamaLogLevel.warn,
+      logger: (level, message) => {
+        const text = message.trim();
+        if (!text) return;
+        if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) logger.error({ llama: text }, 'llama.cpp');
+        else logger.warn({ llama: text }, 'llama.cpp');
+      },
+    });
+    llamas.set(key, llama);
+    llama.catch(() => llamas.delete(key));
+  }
+  return llama;
+}
+
+export function toChatHistory(messages: ChatMessage[]): ChatHistoryItem[] {
+  const history: ChatHistoryItem[] = messages.map((message) => {
+    if (message.role === 'system') return { type: 'system', text: message.content };
+    if (message.role === 'user') return { type: 'user', text: message.content };
+    return { type: 'model', response: [message.content] };
+  });
+  // An empty model turn at the end is where the answer goes (as LlamaChatSession does it).
+  history.push({ type: 'model', response: [] });
+  return history;
+}
+
+function chatWrapperFor(model: LlamaModel, fallbackTemplate: string | undefined): ChatWrapper {
+  const ownTemplate = model.fileInfo.metadata.tokenizer?.chat_template;
+  if (!ownTemplate && fallbackTemplate) return new JinjaTemplateChatWrapper({ template: fallbackTemplate });
+  // Reads `tokenizer.chat_template` from the GGUF metadata and maps well-known templates
+  // (Llama 2's `[INST]` format among them) to their specialised wrapper.
+  return resolveChatWrapper(model);
+}
+
+/** LlmRuntime on a local GGUF through node-llama-cpp: one context, `parallel` sequences batched together. */
+export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRuntime {
+  const logger = options.logger;
+  const maxThreads = options.maxThreads > 0 ? options.maxThreads : availableParallelism();
+  let state: RuntimeStatus = { state: 'idle', detail: 'not loaded' };
+  let model: LlamaModel | undefined;
+  let context: LlamaContext | undefined;
+  let chatWrapper: ChatWrapper | undefined;
+  let slots: Slot[] = [];
+  let loading: Promise<void> | undefined;
+  const running = new Set<AbortController>();
+
+  async function load(signal?: AbortSignal): Promise<void> {
+    state = { state: 'loading', detail: `loading ${options.modelPath}`, progress: 0 };
+    try {
+      const llama = await sharedLlama(maxThreads, options.gpu, logger);
+      model = await llama.loadModel({
+        modelPath: options.modelPath,
+        ...(signal ? { loadSignal: signal } : {}),
+        onLoadProgress: (progress) => {
+          state = { state: 'loading', detail: `loading ${options.modelPath}`, progress: progress * 0.9 };
+        },
+      });
+      const adapters = options.adapters ?? [];
+      context = await model.createContext({
+        sequences: options.parallel,
+        contextSize: { max: options.contextSize },
+        batchSize: options.batchSize,
+        threads: maxThreads,
+        ...(adapters.length > 0
+          ? { lora: { adapters: adapters.map((adapter) => ({ filePath: adapter.path, scale: adapter.scale })) } }
+          : {}),
+        ...(signal ? { createSignal: signal } : {}),
+      });
+      chatWrapper = chatWrapperFor(model, options.fallbackChatTemplate);
+      const wrapper = chatWrapper;
+      const ctx = context;
+      slots = Array.from({ length: options.parallel }, () => ({
+        chat: new LlamaChat({ contextSequence: ctx.getSequence(), chatWrapper: wrapper }),
+        busy: false,
+      }));
+      state = {
+        state: 'ready',
+        detail: `${options.modelPath} (${llama.gpu || 'cpu'}, ${maxThreads} threads, ${options.parallel} sequences of ${ctx.contextSize} tokens, template ${wrapper.wrapperName})`,
+      };
+      logger.info(
+        {
+          model: options.modelPath,
+          gpu: llama.gpu,
+          maxThreads,
+          sequences: options.parallel,
+          template: wrapper.wrapperName,
+        },
+        'model loaded',
+      );
+    } catch (error) {
+      state = { state: 'failed', detail: `cannot load ${options.modelPath}: ${(error as Error).message}` };
+      await context?.dispose().catch(() => undefined);
+      await model?.dispose().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  return {
+    kind: 'llama-cpp',
+    parallelism: options.parallel,
+    load(signal) {
+      loading ??= load(signal);
+      return loading;
+    },
+    status: () => state,
+    async generate(request: GenerationRequest): Promise<GenerationResult> {
+      const slot = slots.find((candidate) => !candidate.busy);
+      if (state.state !== 'ready' || !model || !chatWrapper || !slot) {
+        throw new Error(state.state === 'ready' ? 'no free context sequence' : `model is ${state.state}`);
+      }
+      slot.busy = true;
+      const controller = new AbortController();
+      running.add(controller);
+      const onAbort = () => controller.abort(request.signal?.reason);
+      request.signal?.addEventListener('abort', onAbort, { once: true });
+      if (request.signal?.aborted) controller.abort(request.signal.reason);
+      const started = performance.now();
+      try {
+        const history = toChatHistory(request.messages);
+        // The sequence's meter counts every sampled token, those held back by stop detection included.
+        const meterBefore = slot.chat.sequence.tokenMeter.getState();
+        const stop = request.stop ?? [];
+        const response = await slot.chat.generateResponse(history, {
+          signal: controller.signal,
+          stopOnAbortSignal: true,
+          maxTokens: request.maxTokens ?? options.defaults.maxTokens,
+          temperature: request.temperature ?? options.defaults.temperature,
+          topP: request.topP ?? options.defaults.topP,
+          ...(request.seed !== undefined ? { seed: request.seed } : {}),
+          ...(stop.length > 0 ? { customStopTriggers: stop } : {}),
+          ...(request.onText ? { onTextChunk: request.onText } : {}),
+        });
+        // Rendered after generation so that it adds nothing to the time to first token.
+        const promptText = chatWrapper.generateContextState({ chatHistory: history }).contextText;
+        const reason = response.metadata.stopReason;
+        const finishReason: FinishReason =
+          reason === 'abort' ? 'cancelled' : reason === 'maxTokens' ? 'length' : 'stop';
+        return {
+          text: response.response,
+          finishReason,
+          prompt: promptText.toString(),
+          promptTokens: promptText.tokenize(model.tokenizer).length,
+          completionTokens: slot.chat.sequence.tokenMeter.diff(meterBefore).usedOutputTokens,
+          computeMs: performance.now() - started,
+        };
+      } finally {
+        request.signal?.removeEventListener('abort', onAbort);
+        running.delete(controller);
+        slot.busy = false;
+      }
+    },
+    async close() {
+      for (const controller of running) controller.abort(new Error('runtime closing'));
+      await loading?.catch(() => undefined);
+      for (const slot of slots) slot.chat.dispose({ disposeSequence: true });
+      slots = [];
+      await context?.dispose();
+      await model?.dispose();
+      state = { state: 'closed', detail: 'closed' };
+    },
+  };
+}

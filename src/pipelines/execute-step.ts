@@ -1,0 +1,285 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BerthaError } from '../core/errors.ts';
+import { isoNow, newId } from '../core/ids.ts';
+import type { Logger } from '../core/logger.ts';
+import type { PipelineLogsTable } from '../db/index.ts';
+import { type ObjectBody, type ObjectStore, readObject } from '../objects/index.ts';
+import { backoffFor, type PipelineDefinition, type ResolvedStep, type RunParams } from './definition.ts';
+import type { StepContext, StepHandlerRegistry, StepLogger } from './handlers.ts';
+import type { ArtifactRecord, RunRecord, RunStore } from './store.ts';
+
+export type StepOutcome =
+  | { status: 'succeeded'; cachedFrom: string | null }
+  | { status: 'failed'; error: string }
+  | { status: 'cancelled' };
+
+export interface ExecuteStepOptions {
+  store: RunStore;
+  objects: ObjectStore;
+  handlers: StepHandlerRegistry;
+  definition: PipelineDefinition;
+  run: RunRecord;
+  step: ResolvedStep;
+  /** Who runs the attempt: a runner id, or `argo:<pod>`. */
+  owner: string;
+  logger: Logger;
+  /** Cancel or lease loss. */
+  signal: AbortSignal;
+  /** Under Argo the retries are the template's retryStrategy: run one attempt and report. */
+  singleAttempt?: boolean;
+  /** Input name -> object key, when the caller already knows them (Argo passes them as parameters). */
+  inputKeys?: Record<string, string>;
+}
+
+export class StepTimeoutError extends BerthaError {
+  constructor(step: string, timeoutMs: number) {
+    super('step_timeout', `step '${step}' timed out after ${timeoutMs} ms`, 500, { step, timeoutMs });
+  }
+}
+
+/** Where a step's output lives in the ObjectStore. */
+export function artifactKey(pipeline: string, runId: string, step: string, name: string): string {
+  return `pipelines/${pipeline}/${runId}/${step}/${name}`;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Persists log lines in order, in batches, without making the handler wait on the database. */
+function createStepLog(store: RunStore, logger: Logger, runId: string, step: string, attempt: number) {
+  let pending: PipelineLogsTable[] = [];
+  let chain: Promise<void> = Promise.resolve();
+  const flushNow = async () => {
+    const rows = pending;
+    pending = [];
+    try {
+      await store.appendLogs(rows);
+    } catch (error) {
+      logger.error({ err: error, runId, step, lines: rows.length }, 'could not store step log lines');
+    }
+  };
+  const write = (level: 'debug' | 'info' | 'warn' | 'error') => (message: string, fields?: Record<string, unknown>) => {
+    logger[level]({ runId, step, attempt, ...fields }, message);
+    pending.push({
+      id: newId('log'),
+      run_id: runId,
+      step,
+      attempt,
+      level,
+      message,
+      fields_json: fields ? JSON.stringify(fields) : null,
+      created_at: isoNow(),
+    });
+    if (pending.length === 1) chain = chain.then(flushNow);
+  };
+  const log: StepLogger = { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
+  return {
+    log,
+    flush: async () => {
+      await chain;
+      if (pending.length > 0) await flushNow();
+    },
+  };
+}
+
+function renderTemplate(template: string, params: RunParams): string {
+  return template.replace(/\{\{\s*params\.([^}\s]+)\s*\}\}/g, (_, name: string) => String(params[name] ?? ''));
+}
+
+async function resolveInputs(
+  options: ExecuteStepOptions,
+): Promise<Map<string, ArtifactRecord | { objectKey: string; etag: string }>> {
+  const { store, run, step, objects } = options;
+  const resolved = new Map<string, ArtifactRecord | { objectKey: string; etag: string }>();
+  for (const [name, ref] of Object.entries(step.inputs)) {
+    const given = options.inputKeys?.[name];
+    if (given) {
+      const info = await objects.head(given);
+      if (!info) throw new BerthaError('artifact_missing', `input '${name}' object '${given}' does not exist`, 500);
+      resolved.set(name, { objectKey: given, etag: info.etag });
+      continue;
+    }
+    const artifact = await store.getArtifact(run.id, ref.from, ref.artifact);
+    if (!artifact) {
+      throw new BerthaError('artifact_missing', `input '${name}' (${ref.from}.${ref.artifact}) was never written`, 500);
+    }
+    resolved.set(name, artifact);
+  }
+  return resolved;
+}
+
+/** Reuses an earlier step's artifacts when the cache key matches and every object still exists. */
+async function reuseFromCache(options: ExecuteStepOptions, cacheKey: string): Promise<string | null> {
+  const { store, run, step, objects, definition } = options;
+  const hit = await store.findCached(definition.name, cacheKey, run.id);
+  if (!hit) return null;
+  const artifacts = (await store.listArtifacts(hit.runId)).filter((artifact) => artifact.step === hit.step);
+  for (const name of step.outputs) {
+    const artifact = artifacts.find((candidate) => candidate.name === name);
+    if (!artifact || !(await objects.head(artifact.objectKey))) return null;
+  }
+  for (const artifact of artifacts) await store.putArtifact(run.id, step.name, artifact);
+  return hit.runId;
+}
+
+/**
+ * Runs one step of a run: resolves its inputs, runs the handler with a timeout, stores its
+ * artifacts and logs, retries per policy. The local runner and `bertha step` both call this.
+ */
+export async function executeStep(options: ExecuteStepOptions): Promise<StepOutcome> {
+  const { store, objects, handlers, definition, run, step, owner, signal } = options;
+  const logger = options.logger.child({ pipeline: definition.name });
+  const handler = handlers.get(step.handler);
+  if (!handler) {
+    const error = `no handler '${step.handler}' is registered for step '${step.name}'`;
+    await store.updateStep(run.id, step.name, { status: 'failed', error, finished_at: isoNow() });
+    return { status: 'failed', error };
+  }
+  const params: RunParams = Object.fromEntries(
+    step.params.filter((name) => name in run.params).map((name) => [name, run.params[name] as RunParams[string]]),
+  );
+
+  const stored = await store.getStep(run.id, step.name);
+  let attempt = stored?.attempts ?? 0;
+  let failures = 0;
+  for (;;) {
+    if (signal.aborted) return { status: 'cancelled' };
+    attempt += 1;
+    const attemptId = await store.startAttempt(run.id, step.name, attempt, owner);
+    const stepLog = createStepLog(store, logger, run.id, step.name, attempt);
+    let outcome: StepOutcome;
+    try {
+      outcome = await runAttempt(options, { handler, params, attempt, log: stepLog.log });
+    } catch (error) {
+      outcome = { status: 'failed', error: messageOf(error) };
+      stepLog.log.error(`attempt ${attempt} failed: ${messageOf(error)}`);
+    }
+    await stepLog.flush();
+    const now = isoNow();
+    if (outcome.status === 'succeeded') {
+      await store.finishAttempt(attemptId, 'succeeded', null);
+      await store.updateStep(run.id, step.name, {
+        status: 'succeeded',
+        progress: 1,
+        cached_from: outcome.cachedFrom,
+        finished_at: now,
+      });
+      return outcome;
+    }
+    if (outcome.status === 'cancelled' || signal.aborted) {
+      await store.finishAttempt(attemptId, 'cancelled', 'cancelled');
+      await store.updateStep(run.id, step.name, { status: 'cancelled', error: 'cancelled', finished_at: now });
+      return { status: 'cancelled' };
+    }
+    await store.finishAttempt(attemptId, 'failed', outcome.error);
+    failures += 1;
+    if (options.singleAttempt || failures > step.retry.limit) {
+      await store.updateStep(run.id, step.name, { status: 'failed', error: outcome.error, finished_at: now });
+      return outcome;
+    }
+    const wait = backoffFor(step.retry, failures);
+    await store.updateStep(run.id, step.name, { status: 'pending', error: outcome.error });
+    logger.info({ runId: run.id, step: step.name, attempt, waitMs: wait }, 'step failed; retrying after backoff');
+    try {
+      await sleep(wait, undefined, { signal });
+    } catch {
+      await store.updateStep(run.id, step.name, { status: 'cancelled', finished_at: isoNow() });
+      return { status: 'cancelled' };
+    }
+  }
+
+  async function runAttempt(
+    options: ExecuteStepOptions,
+    attemptState: {
+      handler: NonNullable<ReturnType<StepHandlerRegistry['get']>>;
+      params: RunParams;
+      attempt: number;
+      log: StepLogger;
+    },
+  ): Promise<StepOutcome> {
+    const inputs = await resolveInputs(options);
+    let cacheKey: string | null = null;
+    if (step.cacheKey !== undefined) {
+      const etags = [...inputs.entries()]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([name, input]) => `${name}=${input.etag}`);
+      const digest = createHash('sha256').update(etags.join('\n')).digest('hex').slice(0, 16);
+      cacheKey = `${step.name}:${renderTemplate(step.cacheKey, attemptState.params)}:${digest}`;
+      await store.updateStep(run.id, step.name, { cache_key: cacheKey });
+      const cachedFrom = await reuseFromCache(options, cacheKey);
+      if (cachedFrom) {
+        attemptState.log.info(`reused the artifacts of run ${cachedFrom} (cache key ${cacheKey})`);
+        return { status: 'succeeded', cachedFrom };
+      }
+    }
+
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(new StepTimeoutError(step.name, step.timeoutMs)), step.timeoutMs);
+    const attemptSignal = AbortSignal.any([signal, timeout.signal]);
+    const written = new Set<string>();
+    const writeArtifact = async (name: string, body: ObjectBody) => {
+      if (!step.outputs.includes(name)) {
+        throw new BerthaError('artifact_undeclared', `step '${step.name}' does not declare output '${name}'`, 500);
+      }
+      const key = artifactKey(definition.name, run.id, step.name, name);
+      const info = await objects.put(key, body);
+      await store.putArtifact(run.id, step.name, { name, objectKey: key, size: info.size, etag: info.etag });
+      written.add(name);
+      return info;
+    };
+    const context: StepContext = {
+      runId: run.id,
+      pipeline: definition.name,
+      step: step.name,
+      attempt: attemptState.attempt,
+      params: attemptState.params,
+      inputs: {
+        names: [...inputs.keys()],
+        read: async (name) => {
+          const input = inputs.get(name);
+          if (!input) throw new BerthaError('artifact_undeclared', `step '${step.name}' has no input '${name}'`, 500);
+          return readObject(objects, input.objectKey);
+        },
+        json: async <T>(name: string) => JSON.parse((await context.inputs.read(name)).toString('utf8')) as T,
+      },
+      artifacts: {
+        write: writeArtifact,
+        writeJson: (name, value) => writeArtifact(name, JSON.stringify(value)),
+      },
+      log: attemptState.log,
+      progress: async (fraction, message) => {
+        await store.updateStep(run.id, step.name, {
+          progress: Math.max(0, Math.min(1, fraction)),
+          progress_message: message ?? null,
+        });
+      },
+      signal: attemptSignal,
+    };
+    try {
+      // A handler that ignores its signal still loses the race against the abort.
+      const aborted = new Promise<never>((_, reject) => {
+        const onAbort = () => reject(attemptSignal.reason);
+        if (attemptSignal.aborted) onAbort();
+        else attemptSignal.addEventListener('abort', onAbort, { once: true });
+      });
+      aborted.catch(() => undefined);
+      await Promise.race([attemptState.handler(context), aborted]);
+    } catch (error) {
+      if (signal.aborted) return { status: 'cancelled' };
+      const message = messageOf(error);
+      attemptState.log.error(`attempt ${attemptState.attempt} failed: ${message}`);
+      return { status: 'failed', error: message };
+    } finally {
+      clearTimeout(timer);
+    }
+    const missing = step.outputs.filter((name) => !written.has(name));
+    if (missing.length > 0) {
+      const error = `step '${step.name}' finished without writing ${missing.join(', ')}`;
+      attemptState.log.error(error);
+      return { status: 'failed', error };
+    }
+    return { status: 'succeeded', cachedFrom: null };
+  }
+}
