@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import { type ApiKeyStore, createApiKeyStore, registerAuthGuard, registerAuthRoutes } from './auth/index.ts';
 import {
   type AnswerStore,
   type ChatService,
@@ -18,8 +19,14 @@ import { createPostgresDb } from './db/postgres.ts';
 import { createSqliteDb } from './db/sqlite.ts';
 import { createSensors, type EventBus } from './events/index.ts';
 import { createLocalEventBus } from './events/local-bus.ts';
-import type { Embedder, KnowledgeDeps, Retriever, VectorStore } from './knowledge/index.ts';
-import { createKnowledgeRetriever, deferredVectorStore } from './knowledge/index.ts';
+import {
+  createKnowledgeRetriever,
+  deferredVectorStore,
+  type Embedder,
+  type KnowledgeDeps,
+  type Retriever,
+  type VectorStore,
+} from './knowledge/index.ts';
 import { createLexicalEmbedder } from './knowledge/lexical-embedder.ts';
 import { registerKnowledgeRoutes } from './knowledge/routes.ts';
 import type { LlmRuntime } from './llm/index.ts';
@@ -59,6 +66,7 @@ import { registerMetricsRoute } from './server/routes/metrics.ts';
 import { registerOpenAiRoutes } from './server/routes/openai.ts';
 import { registerPipelineRoutes } from './server/routes/pipelines.ts';
 import { registerS3EventRoutes } from './server/routes/s3-events.ts';
+import { registerStreamRoute } from './server/routes/stream.ts';
 import { registerTriggerRoutes } from './server/routes/triggers.ts';
 import {
   CHAMPION,
@@ -71,6 +79,8 @@ import {
   registerTrackingRoutes,
   type TrackingStore,
 } from './tracking/index.ts';
+import { prepareStarterModel } from './train/index.ts';
+import { registerUiRoutes } from './ui/index.ts';
 
 /**
  * The one place that reads the config and wires adapters into ports. Nothing imports
@@ -89,6 +99,7 @@ export interface Bertha {
   metrics: Registry;
   feedback: FeedbackStore;
   readiness: Readiness;
+  apiKeys: ApiKeyStore;
   /** Experiment tracking (MLflow's tracking service, embedded). */
   tracking: TrackingStore;
   /** Model registry: versions, aliases, and the bundle an alias serves (`resolveAlias`). */
@@ -224,10 +235,24 @@ export async function openVectorStore(config: Config, embedder: Embedder, logger
   });
 }
 
+/** The small demonstration model `bertha up` trains when nothing else is configured. */
+export function starterBundle(config: Config, modelPath: string): ModelBundle {
+  return {
+    version: 'starter',
+    base: { kind: 'gguf', path: modelPath },
+    adapters: [],
+    systemPrompt: config.serving.systemPrompt,
+    generation: {},
+    retrieval: { enabled: true, topK: config.serving.retrievalTopK },
+  };
+}
+
 export interface CreateBerthaOptions {
   logger?: Logger;
-  /** Retrieval for chat answers; without one, answers use no retrieved context. */
+  /** Retrieval for chat answers instead of the knowledge base's own retriever. */
   retriever?: Retriever;
+  /** `bertha up`: with no model configured, train (or reuse) the starter model in the background and serve it. */
+  prepareStarterModel?: boolean;
 }
 
 export async function createBertha(config: Config, options: CreateBerthaOptions = {}): Promise<Bertha> {
@@ -262,7 +287,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
         logger: logger.child({ component: 'object-changes' }),
       })
     : undefined;
-  let stopObjectWatcher: (() => Promise<void>) | undefined;
+  let stopObjectWatch: (() => Promise<void>) | undefined;
   const metrics = createMetricsRegistry();
   const readiness = createReadiness();
   readiness.register({
@@ -321,6 +346,10 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
   });
 
   const http = createHttpServer({ logger, bodyLimitBytes: config.server.bodyLimitBytes });
+  // The guard goes first so that it covers every route registered after it.
+  const apiKeys = createApiKeyStore(db);
+  registerAuthGuard(http, apiKeys, config.auth);
+  registerAuthRoutes(http, apiKeys, config.auth);
   registerHealthRoutes(http, readiness, BERTHA_VERSION);
   registerEventRoutes(http, bus);
   registerMetricsRoute(http, metrics);
@@ -344,8 +373,23 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
       logger: logger.child({ component: 's3-events' }),
     });
   }
+
   // Loads in the background: /healthz answers at once, /readyz reports the load.
   chat.start();
+  const starter =
+    options.prepareStarterModel && config.trainer.starter.enabled && !configuredBundle(config)
+      ? prepareStarterModel({
+          dataDir: config.dataDir,
+          threads: config.trainer.threads,
+          steps: config.trainer.starter.steps,
+          logger,
+          register: (check) => readiness.register(check),
+          // A registry champion that arrived meanwhile wins over the demonstration model.
+          onReady: async (model) => {
+            if (!chat.bundle()) await chat.swapBundle(starterBundle(config, model.modelPath));
+          },
+        })
+      : undefined;
 
   const feedback = createFeedbackStore(db);
   const feedbackMetrics = await createFeedbackMetrics(metrics, feedback);
@@ -391,6 +435,8 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     alias: CHAMPION,
     onBundle: (bundle) => chat.swapBundle(bundle),
   });
+  registerStreamRoute(http, bus);
+  await registerUiRoutes(http, { logger: logger.child({ component: 'ui' }) });
 
   let closing: Promise<void> | undefined;
   const bertha: Bertha = {
@@ -404,6 +450,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     metrics,
     feedback,
     readiness,
+    apiKeys,
     tracking,
     registry,
     http,
@@ -420,25 +467,25 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
         const folder =
           config.objects.driver === 'fs' ? path.join(config.objects.root, config.objects.documentsPrefix) : undefined;
         if (folder) await mkdir(folder, { recursive: true });
-        stopObjectWatcher = startObjectWatcher({
+        stopObjectWatch = startObjectWatcher({
           feed,
           folder,
           intervalMs: config.objects.pollIntervalMs || (folder ? 60_000 : 0),
           logger: logger.child({ component: 'object-changes' }),
         });
       }
-
       return address;
     },
     close() {
       closing ??= (async () => {
+        await starter?.stop();
         await http.close();
         champion.stop();
         await champion.started;
         await chat.close();
         await stopWatcher();
+        await stopObjectWatch?.();
         await pipelineRunner.stop();
-        await stopObjectWatcher?.();
         await bus.drain();
         stopSensors();
         await vectors.close();

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { BerthaError } from '../core/errors.ts';
 import { BERTHA_VERSION } from '../core/version.ts';
+import { registerAuthCommand } from './commands/auth.ts';
 import { registerConfigCommand } from './commands/config.ts';
 import { registerDeployCommand } from './commands/deploy.ts';
 import { registerIngestCommand } from './commands/ingest.ts';
@@ -10,6 +11,7 @@ import { registerMonitorCommand } from './commands/monitor.ts';
 import { registerPipelineCommand } from './commands/pipeline.ts';
 import { registerRunsCommand } from './commands/runs.ts';
 import { registerStepCommand } from './commands/step.ts';
+import { registerTrainCommand } from './commands/train.ts';
 import { registerUpCommand } from './commands/up.ts';
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -31,6 +33,7 @@ export function buildProgram(): Command {
   registerUpCommand(program);
   registerConfigCommand(program);
   registerIngestCommand(program);
+  registerAuthCommand(program);
   registerModelCommand(program);
   registerMonitorCommand(program);
   registerPipelineCommand(program);
@@ -38,6 +41,7 @@ export function buildProgram(): Command {
   registerModelsCommand(program);
   registerRunsCommand(program);
   registerDeployCommand(program);
+  registerTrainCommand(program);
   return program;
 }
 

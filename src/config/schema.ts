@@ -52,6 +52,15 @@ export const s3Schema = z
   })
   .strict();
 
+export const authSchema = z
+  .object({
+    /** When true the dashboard and admin APIs need an API key (`bertha auth create-key`). */
+    enabled: z.boolean().default(false),
+    /** `public`: chat, models and feedback need no key; `keyed`: they need a key of any role. */
+    chat: z.enum(['public', 'keyed']).default('public'),
+  })
+  .strict();
+
 /** Serving: which model answers `/v1/chat/completions`, on which runtime, at what price. */
 export const servingSchema = z
   .object({
@@ -378,6 +387,23 @@ export const knowledgeSchema = z
     path: ['chunkOverlap'],
   });
 
+/** Training on this machine (ggml through node-llama-cpp's libraries) and the starter model. */
+export const trainerSchema = z
+  .object({
+    /** CPU threads a training process uses. */
+    threads: z.number().int().min(1).max(256).default(2),
+    starter: z
+      .object({
+        /** With no model configured, `bertha up` trains the small demonstration model in the background. */
+        enabled: z.boolean().default(true),
+        /** Optimizer steps of its recipe (fewer: faster and worse); a change trains a new one. */
+        steps: z.number().int().min(1).max(100_000).default(240),
+      })
+      .strict()
+      .default({ enabled: true, steps: 240 }),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     /** Where embedded state lives: SQLite, vectors, the object folder, model files. */
@@ -386,12 +412,14 @@ export const configSchema = z
     database: databaseSchema.default(databaseSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
     objects: objectsSchema.default(objectsSchema.parse({})),
+    auth: authSchema.default(authSchema.parse({})),
     serving: servingSchema.default(servingSchema.parse({})),
     monitor: monitorSchema.default(monitorSchema.parse({})),
     sensors: z.array(sensorSchema).default(DEFAULT_SENSORS.map((sensor) => sensorSchema.parse(sensor))),
     pipelines: pipelinesSchema.default(pipelinesSchema.parse({})),
     tracking: trackingSchema.default(trackingSchema.parse({})),
     knowledge: knowledgeSchema.default(knowledgeSchema.parse({})),
+    trainer: trainerSchema.default(trainerSchema.parse({})),
   })
   .strict();
 
