@@ -172,6 +172,9 @@ export async function createLanceVectorStore(options: LanceVectorStoreOptions): 
     return hits.slice(0, topK);
   }
 
+  // A table filled by another writer (or an older Bertha) may lack the full-text index.
+  await ensureFullTextIndex();
+
   return {
     kind: 'lancedb',
     dimensions,

@@ -117,3 +117,23 @@ test('the folder watcher announces files added and removed behind Bertha’s bac
     'object.removed from the watcher',
   );
 });
+
+test('end to end: an upload runs the vector-ingestion pipeline and the document becomes retrievable', async () => {
+  const { bertha, url } = await startBertha(['objects.watch=false', 'pipelines.pollIntervalMs=50']);
+  const response = await upload(url, [
+    { name: 'warranty.md', body: '# Warranty\nThe battery is covered for two years.' },
+  ]);
+  expect(response.status).toBe(201);
+  const document = await until(
+    async () => {
+      const listed = (await (await fetch(`${url}/v1/documents?status=ingested`)).json()) as {
+        data: Array<{ key: string; version: string }>;
+      };
+      return listed.data.find((item) => item.key === 'documents/warranty.md');
+    },
+    'the pipeline to ingest the upload',
+    60_000,
+  );
+  const [best] = await bertha.retriever.retrieve('how long is the battery covered', { topK: 1 });
+  expect(best).toMatchObject({ documentKey: 'documents/warranty.md', documentVersion: document.version });
+});
