@@ -222,7 +222,9 @@ export function createLocalRunner(options: LocalRunnerOptions): LocalRunner {
     if (!run.startedAt) await store.updateRun(run.id, { started_at: isoNow() });
     await store.interruptOpenAttempts(run.id);
     const status = new Map<string, StepStatus>();
+    const attempts = new Map<string, number>();
     for (const step of await store.listSteps(run.id)) {
+      attempts.set(step.name, step.attempts);
       // A step that was running (or was interrupted by a stopping runner) when its runner went
       // away starts again; completed ones never do.
       const resumed = step.status === 'running' || step.status === 'cancelled' ? 'pending' : step.status;
@@ -252,6 +254,7 @@ export function createLocalRunner(options: LocalRunnerOptions): LocalRunner {
         owner,
         logger,
         signal,
+        attemptsSoFar: attempts.get(name) ?? 0,
       }).then(
         (outcome) => {
           status.set(name, outcome.status);
