@@ -3,12 +3,14 @@ import { BerthaError } from '../core/errors.ts';
 import { BERTHA_VERSION } from '../core/version.ts';
 import { registerConfigCommand } from './commands/config.ts';
 import { registerDeployCommand } from './commands/deploy.ts';
+import { registerIngestCommand } from './commands/ingest.ts';
 import { registerModelCommand } from './commands/model.ts';
 import { registerModelsCommand } from './commands/models.ts';
 import { registerMonitorCommand } from './commands/monitor.ts';
 import { registerPipelineCommand } from './commands/pipeline.ts';
 import { registerRunsCommand } from './commands/runs.ts';
 import { registerStepCommand } from './commands/step.ts';
+import { registerTrainCommand } from './commands/train.ts';
 import { registerUpCommand } from './commands/up.ts';
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -29,6 +31,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerUpCommand(program);
   registerConfigCommand(program);
+  registerIngestCommand(program);
   registerModelCommand(program);
   registerMonitorCommand(program);
   registerPipelineCommand(program);
@@ -36,6 +39,7 @@ export function buildProgram(): Command {
   registerModelsCommand(program);
   registerRunsCommand(program);
   registerDeployCommand(program);
+  registerTrainCommand(program);
   return program;
 }
 

@@ -9,7 +9,6 @@ import type { Generated } from 'kysely';
  */
 export interface EventsTable {
   id: string;
-  seq: Generated<number>;
   type: string;
   source: string;
   subject: string | null;
@@ -313,6 +312,14 @@ export interface ChunksTable {
   created_at: string;
 }
 
+/** The last state of an object the watcher or poller saw (fs folder or S3 bucket). */
+export interface ObjectSnapshotsTable {
+  key: string;
+  etag: string;
+  size: number;
+  seen_at: string;
+}
+
 export interface Database {
   events: EventsTable;
   answers: AnswersTable;
@@ -339,4 +346,5 @@ export interface Database {
   registered_model_aliases: RegisteredModelAliasesTable;
   documents: DocumentsTable;
   chunks: ChunksTable;
+  object_snapshots: ObjectSnapshotsTable;
 }
