@@ -210,7 +210,18 @@ export function createLocalRunner(options: LocalRunnerOptions): LocalRunner {
 
   async function finishRun(runId: string, status: 'succeeded' | 'failed' | 'cancelled', error: string | null) {
     await store.updateRun(runId, { status, error, finished_at: isoNow(), lease_until: null });
+    await releaseTrigger(runId, status);
     logger.info({ runId, status, error }, 'run finished');
+  }
+
+  /** The sensors treat a `launched` trigger as holding its concurrency key; a finished run frees it. */
+  async function releaseTrigger(runId: string, status: string) {
+    await db
+      .updateTable('pipeline_triggers')
+      .set({ status: 'finished', reason: `run ${status}`, updated_at: isoNow() })
+      .where('run_id', '=', runId)
+      .where('status', '=', 'launched')
+      .execute();
   }
 
   async function executeRun(run: RunRecord, signal: AbortSignal): Promise<void> {
@@ -483,6 +494,7 @@ export function createLocalRunner(options: LocalRunnerOptions): LocalRunner {
             .where('run_id', '=', runId)
             .where('status', 'in', ['pending', 'running'])
             .execute();
+          await releaseTrigger(runId, 'cancelled');
         }
       }
       return (await store.getRun(runId)) as RunRecord;
