@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import { type ApiKeyStore, createApiKeyStore, registerAuthGuard, registerAuthRoutes } from './auth/index.ts';
 import {
   type AnswerStore,
   type ChatService,
@@ -65,6 +66,7 @@ import { registerMetricsRoute } from './server/routes/metrics.ts';
 import { registerOpenAiRoutes } from './server/routes/openai.ts';
 import { registerPipelineRoutes } from './server/routes/pipelines.ts';
 import { registerS3EventRoutes } from './server/routes/s3-events.ts';
+import { registerStreamRoute } from './server/routes/stream.ts';
 import { registerTriggerRoutes } from './server/routes/triggers.ts';
 import {
   CHAMPION,
@@ -78,6 +80,7 @@ import {
   type TrackingStore,
 } from './tracking/index.ts';
 import { prepareStarterModel } from './train/index.ts';
+import { registerUiRoutes } from './ui/index.ts';
 
 /**
  * The one place that reads the config and wires adapters into ports. Nothing imports
@@ -96,6 +99,7 @@ export interface Bertha {
   metrics: Registry;
   feedback: FeedbackStore;
   readiness: Readiness;
+  apiKeys: ApiKeyStore;
   /** Experiment tracking (MLflow's tracking service, embedded). */
   tracking: TrackingStore;
   /** Model registry: versions, aliases, and the bundle an alias serves (`resolveAlias`). */
@@ -342,6 +346,10 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
   });
 
   const http = createHttpServer({ logger, bodyLimitBytes: config.server.bodyLimitBytes });
+  // The guard goes first so that it covers every route registered after it.
+  const apiKeys = createApiKeyStore(db);
+  registerAuthGuard(http, apiKeys, config.auth);
+  registerAuthRoutes(http, apiKeys, config.auth);
   registerHealthRoutes(http, readiness, BERTHA_VERSION);
   registerEventRoutes(http, bus);
   registerMetricsRoute(http, metrics);
@@ -427,6 +435,8 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     alias: CHAMPION,
     onBundle: (bundle) => chat.swapBundle(bundle),
   });
+  registerStreamRoute(http, bus);
+  await registerUiRoutes(http, { logger: logger.child({ component: 'ui' }) });
 
   let closing: Promise<void> | undefined;
   const bertha: Bertha = {
@@ -440,6 +450,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     metrics,
     feedback,
     readiness,
+    apiKeys,
     tracking,
     registry,
     http,

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { BerthaError } from '../core/errors.ts';
 import { BERTHA_VERSION } from '../core/version.ts';
+import { registerAuthCommand } from './commands/auth.ts';
 import { registerConfigCommand } from './commands/config.ts';
 import { registerDeployCommand } from './commands/deploy.ts';
 import { registerIngestCommand } from './commands/ingest.ts';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerUpCommand(program);
   registerConfigCommand(program);
   registerIngestCommand(program);
+  registerAuthCommand(program);
   registerModelCommand(program);
   registerMonitorCommand(program);
   registerPipelineCommand(program);

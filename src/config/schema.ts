@@ -52,6 +52,15 @@ export const s3Schema = z
   })
   .strict();
 
+export const authSchema = z
+  .object({
+    /** When true the dashboard and admin APIs need an API key (`bertha auth create-key`). */
+    enabled: z.boolean().default(false),
+    /** `public`: chat, models and feedback need no key; `keyed`: they need a key of any role. */
+    chat: z.enum(['public', 'keyed']).default('public'),
+  })
+  .strict();
+
 /** Serving: which model answers `/v1/chat/completions`, on which runtime, at what price. */
 export const servingSchema = z
   .object({
@@ -403,6 +412,7 @@ export const configSchema = z
     database: databaseSchema.default(databaseSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
     objects: objectsSchema.default(objectsSchema.parse({})),
+    auth: authSchema.default(authSchema.parse({})),
     serving: servingSchema.default(servingSchema.parse({})),
     monitor: monitorSchema.default(monitorSchema.parse({})),
     sensors: z.array(sensorSchema).default(DEFAULT_SENSORS.map((sensor) => sensorSchema.parse(sensor))),

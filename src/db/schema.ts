@@ -70,6 +70,20 @@ export interface PipelineTriggersTable {
   updated_at: string;
 }
 
+/** An API key (roles `viewer` < `operator` < `admin`); the key itself is shown once and never stored. */
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  role: string;
+  /** SHA-256 hex of the key: keys are 256-bit random, so a slow hash adds nothing. */
+  key_hash: string;
+  /** The first characters of the key, to tell keys apart in listings. */
+  key_prefix: string;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
 /** A user's current vote on one answer (one per answer and user; a new vote replaces it). */
 export interface FeedbackTable {
   id: string;
@@ -325,6 +339,7 @@ export interface Database {
   events: EventsTable;
   answers: AnswersTable;
   pipeline_triggers: PipelineTriggersTable;
+  api_keys: ApiKeysTable;
   feedback: FeedbackTable;
   feedback_votes: FeedbackVotesTable;
   pipeline_runs: PipelineRunsTable;

@@ -9,6 +9,7 @@ import * as objectSnapshots from './0031_object_snapshots.ts';
 import * as pipelines from './0040_pipelines.ts';
 import * as tracking from './0050_tracking.ts';
 import * as modelRegistry from './0051_model_registry.ts';
+import * as apiKeys from './0070_api_keys.ts';
 
 interface DialectMigration {
   up(db: Kysely<unknown>, dialect: SqlDialectName): Promise<void>;
@@ -28,6 +29,7 @@ const ordered: Record<string, DialectMigration> = {
   '0040_pipelines': pipelines,
   '0050_tracking': tracking,
   '0051_model_registry': modelRegistry,
+  '0070_api_keys': apiKeys,
 };
 
 export function migrationsFor(dialect: SqlDialectName): Record<string, Migration> {

@@ -1,0 +1,1 @@
+export { registerUiRoutes, WEB_DIST_DIR } from './static.ts';
