@@ -52,7 +52,8 @@ export interface AnswersTable {
 /**
  * A sensor's decision to start a pipeline. Written by sensors; claimed by the pipeline runner,
  * which sets `launched` and `run_id`. Status: `pending`, `launched`, `skipped` (debounced or
- * blocked by the concurrency policy; `reason` says which), `failed`.
+ * blocked by the concurrency policy; `reason` says which), `failed`, `finished` (its run ended;
+ * `reason` is `run succeeded|failed|cancelled`).
  */
 export interface PipelineTriggersTable {
   id: string;

@@ -30,6 +30,8 @@ export interface ExecuteStepOptions {
   singleAttempt?: boolean;
   /** Input name -> object key, when the caller already knows them (Argo passes them as parameters). */
   inputKeys?: Record<string, string>;
+  /** Attempts already made, when the caller has just read the step (saves a query per step). */
+  attemptsSoFar?: number;
 }
 
 export class StepTimeoutError extends BerthaError {
@@ -141,8 +143,7 @@ export async function executeStep(options: ExecuteStepOptions): Promise<StepOutc
     step.params.filter((name) => name in run.params).map((name) => [name, run.params[name] as RunParams[string]]),
   );
 
-  const stored = await store.getStep(run.id, step.name);
-  let attempt = stored?.attempts ?? 0;
+  let attempt = options.attemptsSoFar ?? (await store.getStep(run.id, step.name))?.attempts ?? 0;
   let failures = 0;
   for (;;) {
     if (signal.aborted) return { status: 'cancelled' };
@@ -158,29 +159,37 @@ export async function executeStep(options: ExecuteStepOptions): Promise<StepOutc
     }
     await stepLog.flush();
     const now = isoNow();
+    const stepRow = (values: Parameters<RunStore['updateStep']>[2]) => ({ runId: run.id, name: step.name, values });
     if (outcome.status === 'succeeded') {
-      await store.finishAttempt(attemptId, 'succeeded', null);
-      await store.updateStep(run.id, step.name, {
-        status: 'succeeded',
-        progress: 1,
-        cached_from: outcome.cachedFrom,
-        finished_at: now,
-      });
+      await store.finishAttempt(
+        attemptId,
+        'succeeded',
+        null,
+        stepRow({ status: 'succeeded', progress: 1, cached_from: outcome.cachedFrom, finished_at: now }),
+      );
       return outcome;
     }
     if (outcome.status === 'cancelled' || signal.aborted) {
-      await store.finishAttempt(attemptId, 'cancelled', 'cancelled');
-      await store.updateStep(run.id, step.name, { status: 'cancelled', error: 'cancelled', finished_at: now });
+      await store.finishAttempt(
+        attemptId,
+        'cancelled',
+        'cancelled',
+        stepRow({ status: 'cancelled', error: 'cancelled', finished_at: now }),
+      );
       return { status: 'cancelled' };
     }
-    await store.finishAttempt(attemptId, 'failed', outcome.error);
     failures += 1;
     if (options.singleAttempt || failures > step.retry.limit) {
-      await store.updateStep(run.id, step.name, { status: 'failed', error: outcome.error, finished_at: now });
+      await store.finishAttempt(
+        attemptId,
+        'failed',
+        outcome.error,
+        stepRow({ status: 'failed', error: outcome.error, finished_at: now }),
+      );
       return outcome;
     }
     const wait = backoffFor(step.retry, failures);
-    await store.updateStep(run.id, step.name, { status: 'pending', error: outcome.error });
+    await store.finishAttempt(attemptId, 'failed', outcome.error, stepRow({ status: 'pending', error: outcome.error }));
     logger.info({ runId: run.id, step: step.name, attempt, waitMs: wait }, 'step failed; retrying after backoff');
     try {
       await sleep(wait, undefined, { signal });

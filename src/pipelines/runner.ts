@@ -210,7 +210,18 @@ export function createLocalRunner(options: LocalRunnerOptions): LocalRunner {
 
   async function finishRun(runId: string, status: 'succeeded' | 'failed' | 'cancelled', error: string | null) {
     await store.updateRun(runId, { status, error, finished_at: isoNow(), lease_until: null });
+    await releaseTrigger(runId, status);
     logger.info({ runId, status, error }, 'run finished');
+  }
+
+  /** The sensors treat a `launched` trigger as holding its concurrency key; a finished run frees it. */
+  async function releaseTrigger(runId: string, status: string) {
+    await db
+      .updateTable('pipeline_triggers')
+      .set({ status: 'finished', reason: `run ${status}`, updated_at: isoNow() })
+      .where('run_id', '=', runId)
+      .where('status', '=', 'launched')
+      .execute();
   }
 
   async function executeRun(run: RunRecord, signal: AbortSignal): Promise<void> {
@@ -222,7 +233,9 @@ export function createLocalRunner(options: LocalRunnerOptions): LocalRunner {
     if (!run.startedAt) await store.updateRun(run.id, { started_at: isoNow() });
     await store.interruptOpenAttempts(run.id);
     const status = new Map<string, StepStatus>();
+    const attempts = new Map<string, number>();
     for (const step of await store.listSteps(run.id)) {
+      attempts.set(step.name, step.attempts);
       // A step that was running (or was interrupted by a stopping runner) when its runner went
       // away starts again; completed ones never do.
       const resumed = step.status === 'running' || step.status === 'cancelled' ? 'pending' : step.status;
@@ -252,6 +265,7 @@ export function createLocalRunner(options: LocalRunnerOptions): LocalRunner {
         owner,
         logger,
         signal,
+        attemptsSoFar: attempts.get(name) ?? 0,
       }).then(
         (outcome) => {
           status.set(name, outcome.status);
@@ -480,6 +494,7 @@ export function createLocalRunner(options: LocalRunnerOptions): LocalRunner {
             .where('run_id', '=', runId)
             .where('status', 'in', ['pending', 'running'])
             .execute();
+          await releaseTrigger(runId, 'cancelled');
         }
       }
       return (await store.getRun(runId)) as RunRecord;

@@ -293,38 +293,65 @@ export function createRunStore(db: MetadataDb) {
         .execute();
     },
 
+    /** The attempt row and the step's `running` state, in one transaction (one commit per step start). */
     async startAttempt(runId: string, step: string, attempt: number, owner: string): Promise<string> {
       const id = newId('att');
       const now = isoNow();
-      await k
-        .insertInto('pipeline_attempts')
-        .values({
-          id,
-          run_id: runId,
-          step,
-          attempt,
-          status: 'running',
-          owner,
-          error: null,
-          started_at: now,
-          finished_at: null,
-        })
-        .execute();
-      await k
-        .updateTable('pipeline_steps')
-        .set({ status: 'running', attempts: attempt, error: null, started_at: now, finished_at: null, updated_at: now })
-        .where('run_id', '=', runId)
-        .where('name', '=', step)
-        .execute();
+      await k.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('pipeline_attempts')
+          .values({
+            id,
+            run_id: runId,
+            step,
+            attempt,
+            status: 'running',
+            owner,
+            error: null,
+            started_at: now,
+            finished_at: null,
+          })
+          .execute();
+        await trx
+          .updateTable('pipeline_steps')
+          .set({
+            status: 'running',
+            attempts: attempt,
+            error: null,
+            started_at: now,
+            finished_at: null,
+            updated_at: now,
+          })
+          .where('run_id', '=', runId)
+          .where('name', '=', step)
+          .execute();
+      });
       return id;
     },
 
-    async finishAttempt(id: string, status: string, error: string | null) {
-      await k
-        .updateTable('pipeline_attempts')
-        .set({ status, error, finished_at: isoNow() })
-        .where('id', '=', id)
-        .execute();
+    /** Closes an attempt and records the step's resulting state, in one transaction. */
+    async finishAttempt(
+      id: string,
+      status: string,
+      error: string | null,
+      step?: { runId: string; name: string; values: Partial<Omit<PipelineStepsTable, 'id' | 'run_id' | 'name'>> },
+    ) {
+      const now = isoNow();
+      await k.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('pipeline_attempts')
+          .set({ status, error, finished_at: now })
+          .where('id', '=', id)
+          .execute();
+        if (step) {
+          await trx
+            .updateTable('pipeline_steps')
+            .set({ ...step.values, updated_at: now })
+            .where('run_id', '=', step.runId)
+            .where('name', '=', step.name)
+            .execute();
+        }
+      });
     },
 
     /** Attempts a crashed runner left `running` are recorded as interrupted. */

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, onTestFinished, test } from 'vitest';
@@ -7,26 +6,8 @@ import { createSqliteDb } from '../../src/db/sqlite.ts';
 import { createRunStore } from '../../src/pipelines/index.ts';
 import { dropSchema, freshSchemaName, POSTGRES_TEST_URL, postgresAvailable } from '../helpers/postgres.ts';
 import { tempDir } from '../helpers/temp.ts';
+import { startRunnerProcess } from './child.ts';
 import { waitFor } from './wait.ts';
-
-const CHILD = path.resolve('test/pipelines/runner-child.ts');
-
-function startChild(options: Record<string, unknown>): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(options)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  onTestFinished(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  return { child, output: () => output };
-}
 
 const databases = [
   { name: 'sqlite', available: async () => true },
@@ -46,8 +27,8 @@ for (const database of databases) {
       if (database.name === 'postgres') onTestFinished(() => dropSchema(schema));
       const common = { ...connection, objects: path.join(dir, 'objects'), markers: dir, leaseMs: 1_000 };
 
-      const first = startChild({ ...common, start: { pipeline: 'gated', params: { text: 'one two three' } } });
-      const runId = await waitFor('the run id', async () => /run (\S+)/.exec(first.output())?.[1]);
+      const first = startRunnerProcess({ ...common, start: { pipeline: 'gated', params: { text: 'one two three' } } });
+      const runId = await waitFor('the run id', async () => /run (\S+)/.exec(first.output())?.[1], 90_000);
       const db =
         database.name === 'sqlite'
           ? createSqliteDb({ path: connection.url })
@@ -64,11 +45,15 @@ for (const database of databases) {
 
       expect((await store.getRun(runId))?.status).toBe('running');
       writeFileSync(path.join(dir, 'release'), '');
-      startChild(common);
-      const run = await waitFor('the resumed run to finish', async () => {
-        const current = await store.getRun(runId);
-        return current && current.status !== 'running' ? current : undefined;
-      });
+      startRunnerProcess(common);
+      const run = await waitFor(
+        'the resumed run to finish',
+        async () => {
+          const current = await store.getRun(runId);
+          return current && current.status !== 'running' ? current : undefined;
+        },
+        90_000,
+      );
       expect(run.status).toBe('succeeded');
 
       const calls = readFileSync(callsLog, 'utf8').trim().split('\n');
@@ -82,6 +67,6 @@ for (const database of databases) {
       ]);
       const owners = new Set(attempts.map((attempt) => attempt.owner));
       expect(owners.size).toBe(2);
-    });
+    }, 240_000);
   });
 }

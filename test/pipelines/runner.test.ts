@@ -203,6 +203,15 @@ for (const factory of dbFactories) {
       });
       const run = await finished(store, launched.run_id as string);
       expect(run).toMatchObject({ status: 'succeeded', source: 'trigger', triggerId: 'trg_a' });
+      const released = await waitFor('the trigger to be released', async () => {
+        const row = await db.kysely
+          .selectFrom('pipeline_triggers')
+          .selectAll()
+          .where('id', '=', 'trg_a')
+          .executeTakeFirst();
+        return row?.status === 'finished' ? row : undefined;
+      });
+      expect(released).toMatchObject({ status: 'finished', reason: 'run succeeded', run_id: run.id });
       const rejected = await db.kysely
         .selectFrom('pipeline_triggers')
         .selectAll()

@@ -72,7 +72,9 @@ function printDetail(detail: RunDetail): void {
       String(step.attempts),
       step.status === 'succeeded' ? bar(1, 10) : bar(step.progress ?? 0, 10),
       step.dependsOn.join(',') || '-',
-      step.error ?? step.progressMessage ?? (step.cachedFrom ? `cached from ${step.cachedFrom}` : ''),
+      step.error ??
+        (step.status === 'running' ? step.progressMessage : null) ??
+        (step.cachedFrom ? `cached from ${step.cachedFrom}` : ''),
     ]);
   }
   process.stdout.write(`${table(rows)}\n`);
