@@ -90,6 +90,8 @@ interface Served {
   retired: boolean;
   drained: Promise<void>;
   onDrained(): void;
+  /** Aborts a load still running when the bundle is retired (shutdown during start-up). */
+  loadAbort: AbortController;
 }
 
 function toSource(chunk: RetrievedChunk): AnswerSource {
@@ -122,6 +124,7 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
       retired: false,
       drained,
       onDrained,
+      loadAbort: new AbortController(),
     };
   }
 
@@ -132,6 +135,7 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
 
   async function retire(served: Served): Promise<void> {
     served.retired = true;
+    served.loadAbort.abort(new Error('bundle retired'));
     if (served.inflight === 0) served.onDrained();
     await served.drained;
     await served.runtime.close();
@@ -158,7 +162,8 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
       if (!deps.bundle || current) return;
       const served = serve(deps.bundle);
       current = served;
-      served.runtime.load().catch((error: unknown) => {
+      served.runtime.load(served.loadAbort.signal).catch((error: unknown) => {
+        if (served.loadAbort.signal.aborted) return;
         logger.error({ err: error, version: served.bundle.version }, 'model failed to load');
       });
     },
@@ -322,7 +327,7 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
         if (closed) throw new ModelNotReadyError('shutting down');
         const served = serve(bundle);
         try {
-          await served.runtime.load();
+          await served.runtime.load(served.loadAbort.signal);
         } catch (error) {
           await served.runtime.close().catch(() => undefined);
           throw error;

@@ -3,12 +3,15 @@ import { BerthaError } from '../core/errors.ts';
 import { BERTHA_VERSION } from '../core/version.ts';
 import { registerAuthCommand } from './commands/auth.ts';
 import { registerConfigCommand } from './commands/config.ts';
+import { registerDeployCommand } from './commands/deploy.ts';
+import { registerIngestCommand } from './commands/ingest.ts';
 import { registerModelCommand } from './commands/model.ts';
 import { registerModelsCommand } from './commands/models.ts';
 import { registerMonitorCommand } from './commands/monitor.ts';
 import { registerPipelineCommand } from './commands/pipeline.ts';
 import { registerRunsCommand } from './commands/runs.ts';
 import { registerStepCommand } from './commands/step.ts';
+import { registerTrainCommand } from './commands/train.ts';
 import { registerUpCommand } from './commands/up.ts';
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -29,6 +32,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerUpCommand(program);
   registerConfigCommand(program);
+  registerIngestCommand(program);
   registerAuthCommand(program);
   registerModelCommand(program);
   registerMonitorCommand(program);
@@ -36,6 +40,8 @@ export function buildProgram(): Command {
   registerStepCommand(program);
   registerModelsCommand(program);
   registerRunsCommand(program);
+  registerDeployCommand(program);
+  registerTrainCommand(program);
   return program;
 }
 

@@ -228,6 +228,10 @@ export const sensorSchema = z
   })
   .strict();
 
+/**
+ * Retraining is debounced and limited to one at a time per model version; every object
+ * change triggers ingestion (a removal right after an upload must not be dropped).
+ */
 export const DEFAULT_SENSORS: z.input<typeof sensorSchema>[] = [
   {
     name: 'retrain-on-degradation',
@@ -242,16 +246,12 @@ export const DEFAULT_SENSORS: z.input<typeof sensorSchema>[] = [
     event: 'object.created',
     pipeline: 'vector-ingestion',
     params: { key: '{{payload.key}}', change: 'created' },
-    concurrencyKey: 'vector-ingestion:{{payload.key}}',
-    debounceMs: 1_000,
   },
   {
     name: 'ingest-removed-object',
     event: 'object.removed',
     pipeline: 'vector-ingestion',
     params: { key: '{{payload.key}}', change: 'removed' },
-    concurrencyKey: 'vector-ingestion:{{payload.key}}',
-    debounceMs: 1_000,
   },
 ];
 
@@ -270,6 +270,8 @@ export const pipelineArgoSchema = z
   .object({
     namespace: z.string().default('bertha'),
     image: z.string().default('ghcr.io/bertha/bertha:latest'),
+    /** How the image starts the CLI; each step pod runs `<command> step <pipeline> <step> ...`. */
+    command: z.array(z.string().min(1)).min(1).default(['bertha']),
     serviceAccount: z.string().default('bertha-pipelines'),
     /** Secret with BERTHA_* variables (database URL, object store credentials) for step pods. */
     configSecret: z.string().default('bertha-config'),
@@ -385,6 +387,23 @@ export const knowledgeSchema = z
     path: ['chunkOverlap'],
   });
 
+/** Training on this machine (ggml through node-llama-cpp's libraries) and the starter model. */
+export const trainerSchema = z
+  .object({
+    /** CPU threads a training process uses. */
+    threads: z.number().int().min(1).max(256).default(2),
+    starter: z
+      .object({
+        /** With no model configured, `bertha up` trains the small demonstration model in the background. */
+        enabled: z.boolean().default(true),
+        /** Optimizer steps of its recipe (fewer: faster and worse); a change trains a new one. */
+        steps: z.number().int().min(1).max(100_000).default(240),
+      })
+      .strict()
+      .default({ enabled: true, steps: 240 }),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     /** Where embedded state lives: SQLite, vectors, the object folder, model files. */
@@ -400,6 +419,7 @@ export const configSchema = z
     pipelines: pipelinesSchema.default(pipelinesSchema.parse({})),
     tracking: trackingSchema.default(trackingSchema.parse({})),
     knowledge: knowledgeSchema.default(knowledgeSchema.parse({})),
+    trainer: trainerSchema.default(trainerSchema.parse({})),
   })
   .strict();
 

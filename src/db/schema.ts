@@ -326,6 +326,14 @@ export interface ChunksTable {
   created_at: string;
 }
 
+/** The last state of an object the watcher or poller saw (fs folder or S3 bucket). */
+export interface ObjectSnapshotsTable {
+  key: string;
+  etag: string;
+  size: number;
+  seen_at: string;
+}
+
 export interface Database {
   events: EventsTable;
   answers: AnswersTable;
@@ -353,4 +361,5 @@ export interface Database {
   registered_model_aliases: RegisteredModelAliasesTable;
   documents: DocumentsTable;
   chunks: ChunksTable;
+  object_snapshots: ObjectSnapshotsTable;
 }

@@ -108,9 +108,12 @@ export function createDocumentStore(db: MetadataDb) {
       return (await query.execute()).map(recordFrom);
     },
 
-    /** An object arrived (upload, event) and waits for ingestion. */
-    markPending(key: string, size: number | null): Promise<DocumentRecord> {
-      return upsert(key, { status: 'pending', error: null, size });
+    /**
+     * An object arrived (upload) and waits for ingestion. A key seen before keeps its row as it
+     * is: the load step decides whether the content changed, and sets `pending` if it did.
+     */
+    async markPending(key: string, size: number | null): Promise<DocumentRecord> {
+      return (await byKey(key)) ?? upsert(key, { status: 'pending', error: null, size });
     },
 
     /** A load began for this content version. */

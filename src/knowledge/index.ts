@@ -24,3 +24,4 @@ export type {
   SearchRequest,
   VectorStore,
 } from './vector-store.ts';
+export { deferredVectorStore } from './vector-store.ts';

@@ -92,15 +92,29 @@ export async function createLanceVectorStore(options: LanceVectorStoreOptions): 
     ? await connection.openTable(options.table)
     : await connection.createEmptyTable(options.table, schemaFor(dimensions));
 
-  const scan = new ExactScanIndex(dimensions, Math.max(1024, await table.countRows()));
-  for await (const batch of table
-    .query()
-    .select(['id', 'document_id', 'document_key', 'document_version', 'ordinal', 'text', 'metadata_json', 'vector'])) {
-    for (const row of batch.toArray() as unknown as LanceRow[]) {
-      const vector = row.vector instanceof Float32Array ? row.vector : Float32Array.from(row.vector?.toArray() ?? []);
-      scan.set(chunkFrom(row), vector);
+  let scan = new ExactScanIndex(dimensions);
+  async function loadScan(): Promise<ExactScanIndex> {
+    const loaded = new ExactScanIndex(dimensions, Math.max(1024, await table.countRows()));
+    const columns = [
+      'id',
+      'document_id',
+      'document_key',
+      'document_version',
+      'ordinal',
+      'text',
+      'metadata_json',
+      'vector',
+    ];
+    for await (const batch of table.query().select(columns)) {
+      for (const row of batch.toArray() as unknown as LanceRow[]) {
+        const vector = row.vector instanceof Float32Array ? row.vector : Float32Array.from(row.vector?.toArray() ?? []);
+        loaded.set(chunkFrom(row), vector);
+      }
     }
+    return loaded;
   }
+  scan = await loadScan();
+  let syncedVersion = await table.version();
   logger.info({ table: options.table, chunks: scan.size }, 'vector store loaded');
 
   let ftsReady = (await table.listIndices()).some((index) => index.columns.includes('text'));
@@ -110,6 +124,28 @@ export async function createLanceVectorStore(options: LanceVectorStoreOptions): 
     const result = writes.then(work, work);
     writes = result.catch(() => undefined);
     return result;
+  }
+
+  // Another process (`bertha ingest`, a pipeline step in its own process) may write the table:
+  // at most once a second, in the background, reload the in-memory scan when the version moved.
+  let lastCheck = Date.now();
+  let refreshing: Promise<void> | undefined;
+  function refreshIfChanged() {
+    if (refreshing || Date.now() - lastCheck < 1_000) return;
+    lastCheck = Date.now();
+    refreshing = serialised(async () => {
+      await table.checkoutLatest();
+      const version = await table.version();
+      if (version === syncedVersion) return;
+      scan = await loadScan();
+      syncedVersion = version;
+      ftsReady = (await table.listIndices()).some((index) => index.columns.includes('text'));
+      logger.info({ table: options.table, chunks: scan.size, version }, 'vector store reloaded after an outside write');
+    })
+      .catch((error: unknown) => logger.error({ err: error }, 'vector store refresh failed'))
+      .finally(() => {
+        refreshing = undefined;
+      });
   }
 
   async function ensureFullTextIndex() {
@@ -160,6 +196,7 @@ export async function createLanceVectorStore(options: LanceVectorStoreOptions): 
         );
         for (const { vector, ...chunk } of chunks) scan.set(chunk, vector);
         await ensureFullTextIndex();
+        syncedVersion = await table.version();
       });
     },
 
@@ -176,12 +213,14 @@ export async function createLanceVectorStore(options: LanceVectorStoreOptions): 
           predicate += ` AND document_version <> ${sqlString(deleteOptions.exceptVersion)}`;
         await table.delete(predicate);
         for (const id of doomed) scan.remove(id);
+        syncedVersion = await table.version();
         return doomed.length;
       });
     },
 
     async search(request: SearchRequest) {
       request.signal?.throwIfAborted();
+      refreshIfChanged();
       const { mode, topK, filter } = request;
       if (mode === 'vector') return request.vector ? scan.search(request.vector, topK, filter) : [];
       if (mode === 'fulltext') return fullText(request.text ?? '', topK, filter);
@@ -198,6 +237,7 @@ export async function createLanceVectorStore(options: LanceVectorStoreOptions): 
     },
 
     async close() {
+      await refreshing;
       await writes;
       table.close();
       connection.close();

@@ -1,5 +1,3 @@
-import mammoth from 'mammoth';
-import { extractText, getDocumentProxy } from 'unpdf';
 import { DocumentLoadError } from './errors.ts';
 
 /** A run of text with where it came from in the document (page, heading). */
@@ -126,6 +124,8 @@ export function htmlSections(html: string): { sections: DocumentSection[]; title
 async function loadPdf(key: string, bytes: Buffer): Promise<LoadedText> {
   let pages: string[];
   let totalPages: number;
+  // PDF and DOCX libraries load on first use: most start-ups never read one.
+  const { extractText, getDocumentProxy } = await import('unpdf');
   try {
     const pdf = await getDocumentProxy(new Uint8Array(bytes));
     const result = await extractText(pdf, { mergePages: false });
@@ -141,6 +141,7 @@ async function loadPdf(key: string, bytes: Buffer): Promise<LoadedText> {
 }
 
 async function loadDocx(key: string, bytes: Buffer): Promise<LoadedText> {
+  const { default: mammoth } = await import('mammoth');
   let html: string;
   try {
     html = (await mammoth.convertToHtml({ buffer: bytes })).value;

@@ -82,3 +82,24 @@ export function hasFilter(filter: SearchFilter | undefined): boolean {
     filter && (filter.documentKeys || filter.keyPrefix || (filter.metadata && Object.keys(filter.metadata).length > 0)),
   );
 }
+
+/**
+ * A store usable before it has opened: calls wait for `opening`. Lets the server listen while
+ * LanceDB loads (seconds for a large table); readiness reports when it is done.
+ */
+export function deferredVectorStore(opening: Promise<VectorStore>, kind: string, dimensions: number): VectorStore {
+  // Rejections surface on every call; this keeps an early failure from being unhandled.
+  opening.catch(() => undefined);
+  return {
+    kind,
+    dimensions,
+    upsert: async (chunks) => (await opening).upsert(chunks),
+    deleteDocument: async (documentKey, options) => (await opening).deleteDocument(documentKey, options),
+    search: async (request) => (await opening).search(request),
+    count: async () => (await opening).count(),
+    close: async () => {
+      const store = await opening.catch(() => undefined);
+      await store?.close();
+    },
+  };
+}

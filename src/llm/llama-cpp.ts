@@ -171,7 +171,6 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
       const started = performance.now();
       try {
         const history = toChatHistory(request.messages);
-        const promptText = chatWrapper.generateContextState({ chatHistory: history }).contextText;
         // The sequence's meter counts every sampled token, those held back by stop detection included.
         const meterBefore = slot.chat.sequence.tokenMeter.getState();
         const stop = request.stop ?? [];
@@ -185,6 +184,8 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
           ...(stop.length > 0 ? { customStopTriggers: stop } : {}),
           ...(request.onText ? { onTextChunk: request.onText } : {}),
         });
+        // Rendered after generation so that it adds nothing to the time to first token.
+        const promptText = chatWrapper.generateContextState({ chatHistory: history }).contextText;
         const reason = response.metadata.stopReason;
         const finishReason: FinishReason =
           reason === 'abort' ? 'cancelled' : reason === 'maxTokens' ? 'length' : 'stop';

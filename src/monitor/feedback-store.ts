@@ -1,6 +1,7 @@
+import type { Transaction } from 'kysely';
 import { NotFoundError } from '../core/errors.ts';
 import { isoNow, newId } from '../core/ids.ts';
-import { isUniqueViolation, type MetadataDb } from '../db/index.ts';
+import { type Database, isUniqueViolation, type MetadataDb } from '../db/index.ts';
 
 export type Rating = 'up' | 'down';
 
@@ -99,72 +100,142 @@ function toCounts(rows: { model_version: string; rating: string; count: number |
   }));
 }
 
+/** Most votes one SQLite transaction commits together. */
+const MAX_BATCH = 256;
+
+interface QueuedVote {
+  input: FeedbackInput;
+  resolve(result: RecordedFeedback): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Writes one vote inside `trx`: the answer and the user's earlier vote are read first, so a
+ * missing answer throws before anything is written.
+ */
+async function writeVote(trx: Transaction<Database>, input: FeedbackInput): Promise<RecordedFeedback> {
+  // One round trip: the answer (404 when missing) and this user's earlier vote on it, if any.
+  const found = await trx
+    .selectFrom('answers')
+    .leftJoin('feedback', (join) =>
+      join.onRef('feedback.answer_id', '=', 'answers.id').on('feedback.user_id', '=', input.userId),
+    )
+    .select([
+      'answers.model_version as answer_model_version',
+      'feedback.id',
+      'feedback.answer_id',
+      'feedback.user_id',
+      'feedback.model_version',
+      'feedback.rating',
+      'feedback.comment',
+      'feedback.correction',
+      'feedback.created_at',
+      'feedback.updated_at',
+    ])
+    .where('answers.id', '=', input.responseId)
+    .executeTakeFirst();
+  if (!found) throw new NotFoundError('response', input.responseId);
+  const { answer_model_version: answerModelVersion, ...earlier } = found;
+  const existing = earlier.id === null ? undefined : (earlier as FeedbackRow);
+  const now = isoNow();
+  const comment = input.comment ?? null;
+  const correction = input.correction ?? null;
+  let row: FeedbackRow;
+  if (existing) {
+    row = { ...existing, rating: input.rating, comment, correction, updated_at: now };
+    await trx
+      .updateTable('feedback')
+      .set({ rating: row.rating, comment, correction, updated_at: now })
+      .where('id', '=', existing.id)
+      .execute();
+  } else {
+    row = {
+      id: newId('fb'),
+      answer_id: input.responseId,
+      user_id: input.userId,
+      model_version: answerModelVersion,
+      rating: input.rating,
+      comment,
+      correction,
+      created_at: now,
+      updated_at: now,
+    };
+    await trx.insertInto('feedback').values(row).execute();
+  }
+  const previousRating = (existing?.rating as Rating | undefined) ?? null;
+  const counted = previousRating !== input.rating;
+  await trx
+    .insertInto('feedback_votes')
+    .values({
+      id: newId('vote'),
+      feedback_id: row.id,
+      model_version: row.model_version,
+      rating: input.rating,
+      previous_rating: previousRating,
+      counted: counted ? 1 : 0,
+      created_at: now,
+    })
+    .execute();
+  return { feedback: toRecord(row), replaced: existing !== undefined, previousRating, counted };
+}
+
 export function createFeedbackStore(db: MetadataDb): FeedbackStore {
   const kysely = db.kysely;
+  const queue: QueuedVote[] = [];
+  let flushing = false;
+
+  /**
+   * SQLite: group commit. Votes that arrive while a transaction is committing wait and are
+   * written together in the next one, so a burst of votes shares one commit (and one write
+   * of each touched page) instead of paying for its own; each caller still hears back only
+   * after its vote is committed. A missing answer fails only its own vote.
+   */
+  async function flush(): Promise<void> {
+    flushing = true;
+    while (queue.length > 0) {
+      const batch = queue.splice(0, MAX_BATCH);
+      const outcomes: ({ ok: true; value: RecordedFeedback } | { ok: false; error: unknown })[] = [];
+      try {
+        await kysely.transaction().execute(async (trx) => {
+          for (const vote of batch) {
+            try {
+              outcomes.push({ ok: true, value: await writeVote(trx, vote.input) });
+            } catch (error) {
+              if (!(error instanceof NotFoundError)) throw error;
+              outcomes.push({ ok: false, error });
+            }
+          }
+        });
+        batch.forEach((vote, index) => {
+          const outcome = outcomes[index];
+          if (outcome?.ok) vote.resolve(outcome.value);
+          else vote.reject(outcome?.error);
+        });
+      } catch (error) {
+        for (const vote of batch) vote.reject(error);
+      }
+    }
+    flushing = false;
+  }
+
+  function recordBatched(input: FeedbackInput): Promise<RecordedFeedback> {
+    return new Promise((resolve, reject) => {
+      queue.push({ input, resolve, reject });
+      if (!flushing) void flush();
+    });
+  }
 
   async function recordOnce(input: FeedbackInput): Promise<RecordedFeedback> {
-    return kysely.transaction().execute(async (trx) => {
-      const answer = await trx
-        .selectFrom('answers')
-        .select('model_version')
-        .where('id', '=', input.responseId)
-        .executeTakeFirst();
-      if (!answer) throw new NotFoundError('response', input.responseId);
-      const existing = await trx
-        .selectFrom('feedback')
-        .selectAll()
-        .where('answer_id', '=', input.responseId)
-        .where('user_id', '=', input.userId)
-        .executeTakeFirst();
-      const now = isoNow();
-      const comment = input.comment ?? null;
-      const correction = input.correction ?? null;
-      let row: FeedbackRow;
-      if (existing) {
-        row = { ...existing, rating: input.rating, comment, correction, updated_at: now };
-        await trx
-          .updateTable('feedback')
-          .set({ rating: row.rating, comment, correction, updated_at: now })
-          .where('id', '=', existing.id)
-          .execute();
-      } else {
-        row = {
-          id: newId('fb'),
-          answer_id: input.responseId,
-          user_id: input.userId,
-          model_version: answer.model_version,
-          rating: input.rating,
-          comment,
-          correction,
-          created_at: now,
-          updated_at: now,
-        };
-        await trx.insertInto('feedback').values(row).execute();
-      }
-      const previousRating = (existing?.rating as Rating | undefined) ?? null;
-      const counted = previousRating !== input.rating;
-      await trx
-        .insertInto('feedback_votes')
-        .values({
-          id: newId('vote'),
-          feedback_id: row.id,
-          model_version: row.model_version,
-          rating: input.rating,
-          previous_rating: previousRating,
-          counted: counted ? 1 : 0,
-          created_at: now,
-        })
-        .execute();
-      return { feedback: toRecord(row), replaced: existing !== undefined, previousRating, counted };
-    });
+    return kysely.transaction().execute((trx) => writeVote(trx, input));
   }
 
   return {
     async record(input) {
+      if (db.dialect === 'sqlite') return recordBatched(input);
       try {
         return await recordOnce(input);
       } catch (error) {
-        // PostgreSQL: a concurrent first vote by the same user won the insert; ours becomes the replacement.
+        // A concurrent first vote by the same user won the insert; ours becomes the replacement.
         if (isUniqueViolation(error)) return recordOnce(input);
         throw error;
       }

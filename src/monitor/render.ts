@@ -79,6 +79,7 @@ export function renderAlertmanagerConfig(config: Config, berthaUrl: string, toke
   });
 }
 
+// biome-ignore lint/suspicious/noTemplateCurlyInString: `${datasource}` is Grafana's variable syntax, not JS.
 const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
 
 function panel(

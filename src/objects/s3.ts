@@ -1,10 +1,8 @@
 import { Readable } from 'node:stream';
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
+import type {
+  GetObjectCommandOutput,
+  HeadObjectCommandOutput,
+  ListObjectsV2CommandOutput,
   S3Client,
 } from '@aws-sdk/client-s3';
 import { ObjectNotFoundError } from './errors.ts';
@@ -36,7 +34,15 @@ function isNotFound(error: unknown): boolean {
   return err?.name === 'NoSuchKey' || err?.name === 'NotFound' || err?.$metadata?.httpStatusCode === 404;
 }
 
-export function createS3Client(options: S3ObjectStoreOptions): S3Client {
+// The AWS SDK takes seconds to import on a busy machine; load it on first use, not at start-up.
+let sdkModule: Promise<typeof import('@aws-sdk/client-s3')> | undefined;
+function sdk() {
+  sdkModule ??= import('@aws-sdk/client-s3');
+  return sdkModule;
+}
+
+export async function createS3Client(options: S3ObjectStoreOptions): Promise<S3Client> {
+  const { S3Client } = await sdk();
   return new S3Client({
     region: options.region,
     forcePathStyle: options.forcePathStyle,
@@ -48,8 +54,13 @@ export function createS3Client(options: S3ObjectStoreOptions): S3Client {
 }
 
 /** An S3 bucket (AWS S3, MinIO, any S3-protocol server) as an object store. */
-export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore & { client: S3Client } {
-  const client = createS3Client(options);
+export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore {
+  let client: Promise<S3Client> | undefined;
+  async function send<Output>(build: (commands: typeof import('@aws-sdk/client-s3')) => unknown): Promise<Output> {
+    client ??= createS3Client(options);
+    const [s3, commands] = await Promise.all([client, sdk()]);
+    return (await s3.send(build(commands) as never)) as Output;
+  }
   const base = options.prefix ?? '';
   const bucket = options.bucket;
 
@@ -57,7 +68,6 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
 
   return {
     kind: 's3',
-    client,
 
     async put(key: string, body: ObjectBody) {
       const target = fullKey(key);
@@ -68,8 +78,8 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
           : typeof body === 'string'
             ? Buffer.from(body)
             : Buffer.from(body);
-      await client.send(
-        new PutObjectCommand({ Bucket: bucket, Key: target, Body: bytes, ContentLength: bytes.length }),
+      await send(
+        (c) => new c.PutObjectCommand({ Bucket: bucket, Key: target, Body: bytes, ContentLength: bytes.length }),
       );
       const info = await this.head(key);
       if (!info) throw new ObjectNotFoundError(key);
@@ -79,7 +89,9 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
     async get(key: string) {
       const target = fullKey(key);
       try {
-        const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: target }));
+        const response = await send<GetObjectCommandOutput>(
+          (c) => new c.GetObjectCommand({ Bucket: bucket, Key: target }),
+        );
         return response.Body as Readable;
       } catch (error) {
         if (isNotFound(error)) throw new ObjectNotFoundError(key);
@@ -90,7 +102,9 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
     async head(key: string) {
       const target = fullKey(key);
       try {
-        const response = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: target }));
+        const response = await send<HeadObjectCommandOutput>(
+          (c) => new c.HeadObjectCommand({ Bucket: bucket, Key: target }),
+        );
         return {
           key,
           size: response.ContentLength ?? 0,
@@ -106,8 +120,8 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
     async *list(prefix = '') {
       let token: string | undefined;
       do {
-        const page = await client.send(
-          new ListObjectsV2Command({ Bucket: bucket, Prefix: `${base}${prefix}`, ContinuationToken: token }),
+        const page = await send<ListObjectsV2CommandOutput>(
+          (c) => new c.ListObjectsV2Command({ Bucket: bucket, Prefix: `${base}${prefix}`, ContinuationToken: token }),
         );
         for (const item of page.Contents ?? []) {
           if (!item.Key) continue;
@@ -124,7 +138,8 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
     },
 
     async delete(key: string) {
-      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: fullKey(key) }));
+      const target = fullKey(key);
+      await send((c) => new c.DeleteObjectCommand({ Bucket: bucket, Key: target }));
     },
   };
 }

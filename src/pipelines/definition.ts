@@ -52,10 +52,12 @@ export interface StepSpec {
 
 /** What sets a pipeline off in Argo Events (the local runner gets the same from sensors). */
 export interface ArgoEventsTrigger {
-  /** `uploads`: object created in the documents bucket; `alertmanager`: a firing alert. */
-  source: 'uploads' | 'alertmanager';
+  /** `uploads` / `removals`: object created in / removed from the documents bucket; `alertmanager`: a firing alert. */
+  source: 'uploads' | 'removals' | 'alertmanager';
   /** Workflow parameter -> path in the event (Argo Events `dataKey`), e.g. `notification.0.s3.object.key`. */
   parameters: Record<string, string>;
+  /** Workflow parameters with a fixed value for this trigger. */
+  constants?: Record<string, string>;
 }
 
 export interface PipelineSpec {
@@ -166,7 +168,7 @@ export function definePipeline(spec: PipelineSpec): PipelineDefinition {
     deps.set(step.name, [...stepDeps]);
   }
   for (const trigger of spec.argoEvents ?? []) {
-    for (const param of Object.keys(trigger.parameters)) {
+    for (const param of [...Object.keys(trigger.parameters), ...Object.keys(trigger.constants ?? {})]) {
       if (!(param in params)) fail(`argo events trigger sets unknown parameter '${param}'`);
     }
   }

@@ -7,6 +7,7 @@ export { ARTIFACT_PREFIX } from './artifacts.ts';
 export { createTrackingClient, TrackingApiError, type TrackingClient, type TrackingClientOptions } from './client.ts';
 export { MlflowError, type MlflowErrorCode } from './errors.ts';
 export { type FilterComparison, parseFilter } from './filter.ts';
+export { type FollowAliasOptions, followAlias } from './follow.ts';
 export {
   ALIAS_CHANGED,
   type AliasChangedPayload,

@@ -324,7 +324,20 @@ export function createTrackingStore(metadata: MetadataDb): TrackingStore {
   ): Promise<void> {
     if (metrics.length === 0) return;
     const stored = metrics.map((metric) => storedMetric(runId, metric));
-    await executor.insertInto('tracking_metrics').values(stored).execute();
+    // One JSON parameter and a fixed statement instead of a 6,000-placeholder insert: the
+    // database expands the rows itself, which is several times faster on both databases.
+    const rows = JSON.stringify(
+      stored.map((metric) => [metric.key, metric.value, metric.timestamp, metric.step, metric.is_nan]),
+    );
+    if (dialect === 'postgres') {
+      await sql`INSERT INTO tracking_metrics (run_id, key, value, timestamp, step, is_nan)
+        SELECT ${runId}, r->>0, (r->>1)::double precision, (r->>2)::bigint, (r->>3)::bigint, (r->>4)::integer
+        FROM json_array_elements(${rows}::json) AS r`.execute(executor);
+    } else {
+      await sql`INSERT INTO tracking_metrics (run_id, key, value, timestamp, step, is_nan)
+        SELECT ${runId}, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4
+        FROM json_each(${rows}) AS r`.execute(executor);
+    }
     const latest = new Map<string, StoredMetric>();
     for (const metric of stored) {
       const current = latest.get(metric.key);
@@ -332,10 +345,10 @@ export function createTrackingStore(metadata: MetadataDb): TrackingStore {
     }
     // Sorted keys keep concurrent batches on PostgreSQL locking rows in one order (no deadlock);
     // the conditional upsert keeps the newest value however the batches interleave.
-    const rows = [...latest.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const newest = [...latest.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     await executor
       .insertInto('tracking_latest_metrics')
-      .values(rows)
+      .values(newest)
       .onConflict((oc) =>
         oc
           .columns(['run_id', 'key'])

@@ -1,5 +1,15 @@
 export { type Checkpoint, readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 export {
+  type CommandProgress,
+  CommandTrainerError,
+  type CommandTrainerInputs,
+  type CommandTrainerResult,
+  type CommandTrainerSpec,
+  commandTrainerSchema,
+  runCommandTrainer,
+} from './command.ts';
+export { exportLoraGguf, exportModelGguf, tokenizerFromMetadata } from './export.ts';
+export {
   readAdapterCheckpoint,
   readModelCheckpoint,
   type TrainingJob,
@@ -9,4 +19,13 @@ export {
   trainingJobSchema,
 } from './job.ts';
 export { type LlamaConfig, LORA_TARGETS, type LoraConfig, type LoraTarget, parameterCount } from './model.ts';
+export {
+  type EnsureStarterModelOptions,
+  ensureStarterModel,
+  prepareStarterModel,
+  STARTER_RECIPE,
+  type StarterModel,
+  type StarterModelPreparation,
+  type StarterProgress,
+} from './starter.ts';
 export { type RunTrainingOptions, runTraining, TrainingCancelledError, TrainingFailedError } from './supervisor.ts';

@@ -16,6 +16,8 @@ const send = (message: unknown): Promise<void> =>
   });
 
 let stopping = false;
+// The supervisor died (the server was killed): nobody will read the result.
+process.on('disconnect', () => process.exit(1));
 process.on('message', (message: Inbound) => {
   if (message.type === 'stop') {
     stopping = true;

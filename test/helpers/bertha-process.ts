@@ -22,7 +22,8 @@ export async function startBerthaProcess(
   timeoutMs = 60_000,
 ): Promise<BerthaProcess> {
   const child = spawn(process.execPath, [BIN, 'up', '--port', '0', ...args], {
-    env: { ...process.env, ...env },
+    // The starter model trains for minutes on a fresh data dir; tests that want it turn it back on.
+    env: { ...process.env, BERTHA_TRAINER_STARTER_ENABLED: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   onTestFinished(() => {

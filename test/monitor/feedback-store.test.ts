@@ -60,6 +60,18 @@ for (const factory of dbFactories) {
       expect(await store.list()).toHaveLength(1);
     });
 
+    test('among concurrent votes, one on an unknown response fails alone', async () => {
+      const { db, store } = await open();
+      const answer = await insertAnswer(db);
+      const results = await Promise.allSettled([
+        ...Array.from({ length: 10 }, (_, i) => store.record({ responseId: answer, userId: `u${i}`, rating: 'up' })),
+        store.record({ responseId: 'ans_missing', userId: 'x', rating: 'down' }),
+      ]);
+      expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(10);
+      expect(results.at(-1)).toMatchObject({ status: 'rejected', reason: { status: 404 } });
+      expect(await store.list()).toHaveLength(10);
+    });
+
     test('a vote on an unknown response is rejected as not found', async () => {
       const { store } = await open();
       await expect(store.record({ responseId: 'ans_missing', userId: 'ada', rating: 'up' })).rejects.toMatchObject({

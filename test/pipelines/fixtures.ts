@@ -48,6 +48,7 @@ export const wordStats = definePipeline({
       outputs: ['report'],
     },
   ],
+  argoEvents: [{ source: 'uploads', parameters: { text: 'notification.0.s3.object.key' } }],
 });
 
 /** Step `wait` blocks until `<markers>/release` exists, so a test can kill the process inside it. */

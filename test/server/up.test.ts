@@ -11,7 +11,13 @@ test('bertha up on a fresh data dir serves /healthz and /readyz, and exits 0 on 
   const health = await fetch(`${bertha.url}/healthz`);
   expect(health.status).toBe(200);
   expect(await health.json()).toMatchObject({ status: 'ok' });
-  const ready = await fetch(`${bertha.url}/readyz`);
+  // Components may finish opening after the server listens (the vector store loads in the background).
+  const deadline = Date.now() + 20_000;
+  let ready = await fetch(`${bertha.url}/readyz`);
+  while (ready.status !== 200 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    ready = await fetch(`${bertha.url}/readyz`);
+  }
   const body = (await ready.json()) as { status: string; checks: Record<string, { ready: boolean }> };
   expect(ready.status).toBe(200);
   expect(body.checks.database?.ready).toBe(true);

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { onTestFinished } from 'vitest';
 import { createLogger } from '../../src/core/logger.ts';
-import type { BerthaEvent } from '../../src/events/index.ts';
+import type { BerthaEvent, EventBus } from '../../src/events/index.ts';
 import { createLocalEventBus } from '../../src/events/local-bus.ts';
 import { createFsObjectStore } from '../../src/objects/fs.ts';
 import { createHttpServer } from '../../src/server/http.ts';
@@ -19,6 +19,7 @@ import { tempDir } from '../helpers/temp.ts';
 export interface TrackingServer {
   url: string;
   registry: ModelRegistry;
+  bus: EventBus;
   events: BerthaEvent[];
   /** One MLflow REST call: the parsed JSON body and the HTTP status. */
   api(
@@ -52,6 +53,7 @@ export async function startTrackingServer(factory: DbFactory): Promise<TrackingS
   return {
     url,
     registry,
+    bus,
     events,
     async api(method, endpoint, message = {}) {
       let target = `${url}/api/2.0/mlflow/${endpoint}`;

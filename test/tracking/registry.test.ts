@@ -1,4 +1,7 @@
 import { describe, expect, test } from 'vitest';
+import { createLogger } from '../../src/core/logger.ts';
+import type { ModelBundle } from '../../src/models/index.ts';
+import { followAlias } from '../../src/tracking/index.ts';
 import { dbFactories } from '../helpers/databases.ts';
 import { startTrackingServer } from './harness.ts';
 
@@ -146,8 +149,10 @@ for (const factory of dbFactories) {
       const byTag = await api('GET', 'model-versions/search', { filter: "name = 'chat' AND tags.gate = 'passed'" });
       expect(byTag.body.model_versions.map((v: { version: string }) => v.version)).toEqual(['2']);
       expect(await api('GET', 'model-versions/search', { filter: "colour = 'red'" })).toMatchObject({ status: 400 });
+      // The three creates raced, so which source got which number is up to the database.
+      const third = versions.find((v) => v.body.model_version.version === '3')?.body.model_version.source;
       expect((await api('GET', 'model-versions/get-download-uri', { name: 'chat', version: '3' })).body).toEqual({
-        artifact_uri: 'models/3.gguf',
+        artifact_uri: third,
       });
 
       expect((await api('DELETE', 'model-versions/delete', { name: 'chat', version: '3' })).status).toBe(200);
@@ -238,6 +243,34 @@ for (const factory of dbFactories) {
       expect(
         await api('POST', 'registered-models/alias', { name: 'bertha-chat', alias: 'champion', version: '42' }),
       ).toMatchObject({ status: 404 });
+    });
+
+    test('a follower of the champion gets the bundle at start and after every move, and keeps the old one on a bad move', async () => {
+      const { api, registry, bus } = await startTrackingServer(factory);
+      await registry.registerBundle({ name: 'bertha-chat', bundle: bundle('models/base.gguf') as never });
+      await registry.registerBundle({ name: 'bertha-chat', bundle: bundle('models/tuned.gguf') as never });
+      await api('POST', 'model-versions/create', { name: 'bertha-chat', source: 'models/no-bundle.gguf' });
+      await registry.setAlias('bertha-chat', 'champion', '1');
+      const served: ModelBundle[] = [];
+      const follower = followAlias({
+        registry,
+        bus,
+        logger: createLogger('silent'),
+        model: 'bertha-chat',
+        alias: 'champion',
+        onBundle: async (next) => {
+          served.push(next);
+        },
+      });
+      await follower.started;
+      await api('POST', 'registered-models/alias', { name: 'bertha-chat', alias: 'challenger', version: '2' });
+      await api('POST', 'registered-models/alias', { name: 'bertha-chat', alias: 'champion', version: '2' });
+      await api('POST', 'registered-models/alias', { name: 'bertha-chat', alias: 'champion', version: '3' });
+      await bus.drain();
+      follower.stop();
+      await api('POST', 'registered-models/alias', { name: 'bertha-chat', alias: 'champion', version: '1' });
+      await bus.drain();
+      expect(served.map((item) => item.version)).toEqual(['bertha-chat/1', 'bertha-chat/2']);
     });
   });
 }

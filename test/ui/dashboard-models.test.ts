@@ -23,7 +23,7 @@ describe.skipIf(!hasChromium)('model registry on the dashboard in Chromium', () 
       { exact_match: 0.57, hallucination_rate: 0.12 },
     ].entries()) {
       const { run } = await mlflow('runs/create', { experiment_id: '0', run_name: `retrain-${index + 1}` });
-      const runId = String((run as unknown as { info: { run_id: string } }).info.run_id);
+      const runId = String((run as { info: { run_id: string } }).info.run_id);
       for (const [key, value] of Object.entries(metrics)) {
         await mlflow('runs/log-metric', { run_id: runId, key, value, timestamp: Date.now(), step: 0 });
       }

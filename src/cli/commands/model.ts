@@ -18,6 +18,9 @@ export function registerModelCommand(program: Command): void {
         format: 'pulling [{bar}] {percentage}% | {received}/{size} MB',
         stream: process.stderr,
         hideCursor: true,
+        // Logs and CI are not terminals: still print the bar there, once a second.
+        noTTYOutput: true,
+        notTTYSchedule: 1_000,
       });
       let started = false;
       const controller = new AbortController();

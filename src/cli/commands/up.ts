@@ -9,7 +9,7 @@ export function registerUpCommand(program: Command): void {
     .option('-m, --model <file.gguf>', 'GGUF model to serve (env BERTHA_MODEL)')
     .action(async (options: { model?: string }, command: Command) => {
       const { config, file } = configFrom(command, { model: options.model });
-      const bertha = await createBertha(config);
+      const bertha = await createBertha(config, { prepareStarterModel: true });
       const url = await bertha.listen();
       bertha.logger.info({ url, config: file ?? '(defaults)', dataDir: config.dataDir }, 'bertha is up');
 

@@ -5,6 +5,7 @@ import * as pipelineTriggers from './0002_pipeline_triggers.ts';
 import * as answers from './0010_answers.ts';
 import * as feedback from './0020_feedback.ts';
 import * as knowledge from './0030_knowledge.ts';
+import * as objectSnapshots from './0031_object_snapshots.ts';
 import * as pipelines from './0040_pipelines.ts';
 import * as tracking from './0050_tracking.ts';
 import * as modelRegistry from './0051_model_registry.ts';
@@ -24,6 +25,7 @@ const ordered: Record<string, DialectMigration> = {
   '0010_answers': answers,
   '0020_feedback': feedback,
   '0030_knowledge': knowledge,
+  '0031_object_snapshots': objectSnapshots,
   '0040_pipelines': pipelines,
   '0050_tracking': tracking,
   '0051_model_registry': modelRegistry,

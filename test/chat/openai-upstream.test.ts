@@ -1,0 +1,88 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { writeTinyLlama } from '../fixtures/tiny-llama.ts';
+import { eventually, type Serving, sample, startServing } from './serving.ts';
+
+// The openai runtime against a real OpenAI-compatible server on loopback: a second Bertha
+// serving the tiny GGUF through llama-cpp.
+let modelDir: string;
+let upstream: Serving;
+
+beforeAll(async () => {
+  modelDir = mkdtempSync(path.join(tmpdir(), 'bertha-model-'));
+  const tiny = await writeTinyLlama(modelDir);
+  upstream = await startServing({ model: tiny.modelPath, modelName: 'tiny-llama' });
+});
+
+afterAll(async () => {
+  await upstream?.close();
+  rmSync(modelDir, { recursive: true, force: true });
+});
+
+test('an upstream model answers through the openai runtime, priced per 1k tokens, streaming and not', async () => {
+  const serving = await startServing({
+    upstream: { baseUrl: `${upstream.url}/v1`, apiKey: 'sk-test', model: 'tiny-llama' },
+    modelVersion: 'upstream-tiny',
+    pricing: { promptPer1k: 1, completionPer1k: 2 },
+  });
+  try {
+    const messages = [{ role: 'user' as const, content: 'hello world' }];
+    const completion = await serving.client.chat.completions.create({
+      model: 'bertha',
+      messages,
+      max_tokens: 8,
+      temperature: 0,
+    });
+    const direct = await upstream.client.chat.completions.create({
+      model: 'tiny-llama',
+      messages: [{ role: 'system', content: 'You are a helpful assistant.' }, ...messages],
+      max_tokens: 8,
+      temperature: 0,
+    });
+    expect(completion.choices[0]?.message.content).toBe(direct.choices[0]?.message.content);
+    expect(completion.usage).toEqual(direct.usage);
+    const record = await serving.bertha.answers.get(completion.id);
+    const usage = direct.usage ?? { prompt_tokens: 0, completion_tokens: 0 };
+    expect(record?.modelVersion).toBe('upstream-tiny');
+    expect(record?.cost).toBeCloseTo(usage.prompt_tokens / 1000 + (usage.completion_tokens / 1000) * 2, 9);
+
+    const stream = await serving.client.chat.completions.create({
+      model: 'bertha',
+      messages,
+      max_tokens: 8,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = '';
+    let completionTokens: number | undefined;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      if (chunk.usage) completionTokens = chunk.usage.completion_tokens;
+    }
+    expect(text).toBe(direct.choices[0]?.message.content);
+    expect(completionTokens).toBe(8);
+    const metrics = await (await fetch(`${serving.url}/metrics`)).text();
+    expect(sample(metrics, 'bertha_answer_cost_total{model_version="upstream-tiny"}')).toBeGreaterThan(0);
+  } finally {
+    await serving.close();
+  }
+});
+
+test('an upstream that does not serve the configured model keeps Bertha not ready', async () => {
+  const serving = await startServing(
+    { upstream: { baseUrl: `${upstream.url}/v1`, model: 'no-such-model' } },
+    { waitForModel: false },
+  );
+  try {
+    const detail = await eventually(() => {
+      const status = serving.bertha.chat.status();
+      return status.detail.includes('failed') ? status.detail : undefined;
+    });
+    expect(detail).toContain("does not serve 'no-such-model'");
+  } finally {
+    await serving.close();
+  }
+});

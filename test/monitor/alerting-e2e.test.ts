@@ -1,0 +1,143 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import type { Bertha } from '../../src/app.ts';
+import { gatewayToken, renderMonitoring } from '../../src/monitor/index.ts';
+import { insertAnswer } from '../helpers/answers.ts';
+import { startBertha } from '../helpers/bertha.ts';
+import { binariesAvailable } from '../helpers/binaries.ts';
+import { freePort, type ServiceProcess, startService, waitFor } from '../helpers/processes.ts';
+import { tempDir } from '../helpers/temp.ts';
+
+async function vote(bertha: Bertha, responseId: string, user: string, rating: 'up' | 'down'): Promise<void> {
+  const response = await fetch(`${bertha.url}/v1/feedback`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-bertha-user': user },
+    body: JSON.stringify({ response_id: responseId, rating }),
+  });
+  expect(response.status).toBe(201);
+}
+
+async function retrainingTrigger(bertha: Bertha, modelVersion: string) {
+  const rows = await bertha.db.kysely
+    .selectFrom('pipeline_triggers')
+    .selectAll()
+    .where('pipeline', '=', 'llm-retraining')
+    .where('concurrency_key', '=', `llm-retraining:${modelVersion}`)
+    .execute();
+  return rows.find((row) => row.status === 'pending');
+}
+
+async function eventFor(bertha: Bertha, type: string, source: string, modelVersion: string) {
+  const events = await bertha.bus.list({ type, subject: modelVersion });
+  return events.find((event) => event.source === source);
+}
+
+const binaries = binariesAvailable('prometheus', 'prometheus-alertmanager');
+
+describe.skipIf(!binaries)('alerting with real Prometheus and Alertmanager', () => {
+  test('thumbs-down through the API fires an alert that reaches the gateway and records a retraining trigger; thumbs-up resolves it', async () => {
+    const dir = tempDir();
+    const [prometheusPort, alertmanagerPort] = [await freePort(), await freePort()];
+    const bertha = await startBertha([
+      'monitor.mode=prometheus',
+      'monitor.rules.downOverUp.for=1s',
+      'monitor.prometheus.scrapeInterval=1s',
+      'monitor.prometheus.evaluationInterval=1s',
+      `monitor.prometheus.alertmanagerAddress=127.0.0.1:${alertmanagerPort}`,
+      'monitor.alertmanager.groupWait=1s',
+      'monitor.alertmanager.groupInterval=1s',
+    ]);
+    const token = gatewayToken({ configured: '', dataDir: bertha.config.dataDir });
+    for (const file of renderMonitoring(bertha.config, { berthaUrl: bertha.url as string, token })) {
+      mkdirSync(path.dirname(path.join(dir, file.path)), { recursive: true });
+      writeFileSync(path.join(dir, file.path), file.content);
+    }
+    const alertmanager = startService('prometheus-alertmanager', [
+      `--config.file=${path.join(dir, 'alertmanager/alertmanager.yml')}`,
+      `--storage.path=${path.join(dir, 'alertmanager-data')}`,
+      `--web.listen-address=127.0.0.1:${alertmanagerPort}`,
+      '--cluster.listen-address=',
+    ]);
+    const prometheus = startService('prometheus', [
+      `--config.file=${path.join(dir, 'prometheus/prometheus.yml')}`,
+      `--storage.tsdb.path=${path.join(dir, 'prometheus-data')}`,
+      `--web.listen-address=127.0.0.1:${prometheusPort}`,
+    ]);
+    const logs =
+      (...services: ServiceProcess[]) =>
+      () =>
+        services.map((service) => service.output()).join('\n');
+    for (const [name, port] of [
+      ['alertmanager', alertmanagerPort],
+      ['prometheus', prometheusPort],
+    ] as const) {
+      await waitFor(async () => ((await fetch(`http://127.0.0.1:${port}/-/ready`)).ok ? true : undefined), {
+        timeoutMs: 30_000,
+        what: `${name} to be ready`,
+        describe: logs(alertmanager, prometheus),
+      });
+    }
+
+    const answers = [
+      await insertAnswer(bertha.db, { modelVersion: 'v-e2e' }),
+      await insertAnswer(bertha.db, { modelVersion: 'v-e2e' }),
+    ];
+    await vote(bertha, answers[0] as string, 'ada', 'down');
+    await vote(bertha, answers[1] as string, 'bob', 'down');
+
+    const degraded = await waitFor(() => eventFor(bertha, 'model.degraded', 'alertmanager', 'v-e2e'), {
+      timeoutMs: 60_000,
+      what: 'model.degraded from Alertmanager',
+      describe: logs(alertmanager, prometheus),
+    });
+    expect(degraded.payload).toMatchObject({
+      model_version: 'v-e2e',
+      alertname: 'BerthaThumbsDownOverUp',
+      status: 'firing',
+      labels: { severity: 'warning', component: 'bertha' },
+    });
+    const trigger = await waitFor(() => retrainingTrigger(bertha, 'v-e2e'), {
+      timeoutMs: 10_000,
+      what: 'the retraining trigger',
+    });
+    expect(trigger.event_id).toBe(degraded.id);
+    expect(JSON.parse(trigger.params_json)).toEqual({ model_version: 'v-e2e' });
+
+    for (const user of ['cy', 'dee', 'eve']) await vote(bertha, answers[0] as string, user, 'up');
+    const recovered = await waitFor(() => eventFor(bertha, 'model.recovered', 'alertmanager', 'v-e2e'), {
+      timeoutMs: 60_000,
+      what: 'the resolved notification from Alertmanager',
+      describe: logs(alertmanager, prometheus),
+    });
+    expect(recovered.payload).toMatchObject({
+      status: 'resolved',
+      fingerprint: (degraded.payload as { fingerprint: string }).fingerprint,
+    });
+    // Alertmanager's repeated notifications for the same alert were de-duplicated: one retraining trigger.
+    const triggers = await bertha.db.kysely
+      .selectFrom('pipeline_triggers')
+      .selectAll()
+      .where('pipeline', '=', 'llm-retraining')
+      .execute();
+    expect(triggers.filter((row) => row.status === 'pending')).toHaveLength(1);
+  }, 180_000);
+});
+
+test('with no Prometheus, the embedded watcher closes the same loop: thumbs-down to a retraining trigger and back', async () => {
+  const bertha = await startBertha(['monitor.rules.downOverUp.for=0s', 'monitor.watcherIntervalMs=100']);
+  const answer = await insertAnswer(bertha.db, { modelVersion: 'v-local' });
+  await vote(bertha, answer, 'ada', 'down');
+  const degraded = await waitFor(() => eventFor(bertha, 'model.degraded', 'watcher', 'v-local'), {
+    timeoutMs: 20_000,
+    what: 'model.degraded from the watcher',
+  });
+  const trigger = await waitFor(() => retrainingTrigger(bertha, 'v-local'), { timeoutMs: 10_000, what: 'the trigger' });
+  expect(trigger.event_id).toBe(degraded.id);
+  await vote(bertha, answer, 'bob', 'up');
+  await vote(bertha, answer, 'cy', 'up');
+  await waitFor(() => eventFor(bertha, 'model.recovered', 'watcher', 'v-local'), {
+    timeoutMs: 20_000,
+    what: 'model.recovered from the watcher',
+  });
+});
