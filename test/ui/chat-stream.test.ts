@@ -72,7 +72,7 @@ describe.skipIf(!hasChromium)('chat with a tiny GGUF in Chromium', () => {
     await page.getByRole('link', { name: 'Dashboard' }).click();
     const series = page.locator('#feedback figure[data-model-version="local"]');
     await series.waitFor();
-    expect(await series.locator('svg').getAttribute('aria-label')).toBe('Feedback for local: 0 up, 1 down');
+    expect(await series.locator('svg.chart').getAttribute('aria-label')).toBe('Feedback for local: 0 up, 1 down');
     await screenshot(page, 'dashboard-feedback-chart');
     expect(errors).toEqual([]);
   });

@@ -85,8 +85,13 @@ function SeriesChart({ series, start, size, count }: { series: Series; start: nu
   return (
     <figure className="feedback-series" data-model-version={series.modelVersion}>
       <figcaption>
-        <strong>{series.modelVersion}</strong> <span className="good">👍 {series.up}</span>{' '}
-        <span className="bad">👎 {series.down}</span>{' '}
+        <strong>{series.modelVersion}</strong>{' '}
+        <span className="good">
+          <ThumbUp label="up" /> {series.up}
+        </span>{' '}
+        <span className="bad">
+          <ThumbDown label="down" /> {series.down}
+        </span>{' '}
         <span className="muted">{total > 0 ? `${Math.round((100 * series.up) / total)}% positive` : ''}</span>
       </figcaption>
       <svg
