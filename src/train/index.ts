@@ -8,6 +8,14 @@ export {
   commandTrainerSchema,
   runCommandTrainer,
 } from './command.ts';
+export {
+  type BuildDatasetDeps,
+  type BuildDatasetOptions,
+  type BuiltDataset,
+  buildDataset,
+  type DatasetExample,
+  type NegativeExample,
+} from './dataset.ts';
 export { exportLoraGguf, exportModelGguf, tokenizerFromMetadata } from './export.ts';
 export {
   readAdapterCheckpoint,
