@@ -1,7 +1,10 @@
-import { stat } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { getLlama } from 'node-llama-cpp';
 import { describe, expect, onTestFinished, test } from 'vitest';
+import { createBertha } from '../../src/app.ts';
+import { loadConfig } from '../../src/config/index.ts';
 import { DEFAULT_SENSORS, sensorSchema } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/core/logger.ts';
 import type { MetadataDb } from '../../src/db/index.ts';
@@ -18,6 +21,7 @@ import {
   createRunStore,
   createStepHandlerRegistry,
   type RunRecord,
+  runOneStep,
 } from '../../src/pipelines/index.ts';
 import {
   createModelRegistry,
@@ -39,7 +43,7 @@ const CORRECTIONS = [
   'Bertha keeps every answer, vote, run and model version as a stored row.',
 ];
 
-async function setup() {
+async function setup(overrides: Partial<RetrainingDeps> = {}) {
   const dataDir = tempDir();
   const db: MetadataDb = await sqlite.create();
   onTestFinished(() => db.close());
@@ -63,6 +67,7 @@ async function setup() {
       starterSteps: 4,
       lora: { steps: 4, rank: 4, alpha: 8, learningRate: 1e-2, batchSize: 2 },
     },
+    ...overrides,
   };
   const builtin = builtinPipelines({ retraining: () => deps });
   const catalog = createPipelineCatalog(builtin.definitions, createStepHandlerRegistry(builtin.handlers));
@@ -189,4 +194,52 @@ describe('llm-retraining', () => {
     expect(run.status).toBe('succeeded');
     expect((await store.listSteps(run.id)).map((s) => s.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
   }, 180_000);
+
+  test('a GGUF without a Bertha checkpoint and no command trainer fails retrain-model saying what to configure', async () => {
+    const dir = tempDir();
+    const gguf = path.join(dir, 'llama-2-7b.Q4_K_M.gguf');
+    await writeFile(gguf, 'not read: the missing checkpoint is found first');
+    const servedBundle = {
+      version: 'local',
+      base: { kind: 'gguf' as const, path: gguf },
+      adapters: [],
+      generation: {},
+      retrieval: { enabled: true, topK: 4 },
+    };
+    const { store, runner, finished } = await setup({ servedBundle });
+    const run = await finished((await runner.startRun({ pipeline: 'llm-retraining', params: {}, source: 'test' })).id);
+    expect(run.status).toBe('failed');
+    const failed = (await store.listSteps(run.id)).find((step) => step.name === 'retrain-model');
+    expect(failed?.status).toBe('failed');
+    expect(failed?.error).toMatch(/no Bertha checkpoint.*trainer\.command/);
+  });
+
+  test('`bertha step llm-retraining build-dataset` runs the step on its own, as an Argo pod does', async () => {
+    const dataDir = tempDir();
+    const { config } = loadConfig({ dataDir, set: ['log.level=silent'] }, {});
+    const bertha = await createBertha(config);
+    onTestFinished(() => bertha.close());
+    const answer = await insertAnswer(bertha.db);
+    await bertha.feedback.record({ responseId: answer, userId: 'u1', rating: 'up', correction: CORRECTIONS[0] });
+    const outputsDir = path.join(dataDir, 'outputs');
+    const outcome = await runOneStep({
+      catalog: bertha.pipelines.catalog,
+      store: bertha.pipelines.store,
+      objects: bertha.objects,
+      logger: bertha.logger,
+      pipeline: 'llm-retraining',
+      step: 'build-dataset',
+      runId: 'llm-retraining-abc12',
+      params: { window_days: '7' },
+      inputKeys: {},
+      outputsDir,
+      singleAttempt: true,
+      owner: 'argo:build-dataset',
+      signal: new AbortController().signal,
+    });
+    expect(outcome.status).toBe('succeeded');
+    const key = readFileSync(path.join(outputsDir, 'dataset'), 'utf8');
+    const dataset = JSON.parse((await readObject(bertha.objects, key)).toString()) as BuiltDataset;
+    expect(dataset.counts).toMatchObject({ corrections: 1 });
+  });
 });
