@@ -2,9 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { writeTinyLlama } from '../fixtures/tiny-llama.ts';
 import { eventually, type Serving, sample, startServing } from './serving.ts';
+
+// Each test loads a model in this process; on a busy 2-core machine that takes a while.
+vi.setConfig({ testTimeout: 180_000, hookTimeout: 180_000 });
 
 let serving: Serving;
 let modelDir: string;

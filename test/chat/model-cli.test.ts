@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { expect, onTestFinished, test } from 'vitest';
+import { loadConfig } from '../../src/config/index.ts';
 import { writeTinyLlama } from '../fixtures/tiny-llama.ts';
 import { startBerthaProcess } from '../helpers/bertha-process.ts';
 import { tempDir } from '../helpers/temp.ts';
@@ -44,7 +45,9 @@ async function serveFile(file: string): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}/models/${path.basename(file)}`;
 }
 
-test('bertha model pull downloads a GGUF, checks its sha256, and refuses a mismatch', async () => {
+test('bertha model pull downloads a GGUF, checks its sha256, and refuses a mismatch', {
+  timeout: 240_000,
+}, async () => {
   const tiny = await writeTinyLlama(tempDir());
   const url = await serveFile(tiny.modelPath);
   const expected = createHash('sha256').update(readFileSync(tiny.modelPath)).digest('hex');
@@ -77,27 +80,44 @@ test('bertha model pull downloads a GGUF, checks its sha256, and refuses a misma
   expect(existsSync(path.join(dataDir, 'other', 'tiny-llama.gguf.nope'))).toBe(false);
 });
 
-test('bertha up --model serves the GGUF; BERTHA_MODEL does the same', async () => {
+// Child processes that load node-llama-cpp take a while on a busy 2-core machine.
+const PROCESS_TEST_TIMEOUT_MS = 240_000;
+
+test('bertha up --model serves the GGUF through the OpenAI API', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
   const tiny = await writeTinyLlama(tempDir());
-  const common = ['--set', 'serving.llamaCpp.gpu=off', '--set', 'serving.llamaCpp.contextSize=512'];
-  for (const [args, env] of [
-    [['--data-dir', tempDir(), 'up', '--model', tiny.modelPath], {}],
-    [['--data-dir', tempDir(), 'up'], { BERTHA_MODEL: tiny.modelPath }],
-  ] as const) {
-    const bertha = await startBerthaProcess(
-      [...common, ...args].filter((arg) => arg !== 'up'),
-      env,
-    );
-    expect((await fetch(`${bertha.url}/healthz`)).status).toBe(200);
-    await eventually(async () => ((await fetch(`${bertha.url}/readyz`)).status === 200 ? true : undefined), 60_000);
-    const client = new OpenAI({ baseURL: `${bertha.url}/v1`, apiKey: 'unused' });
-    const completion = await client.chat.completions.create({
-      model: 'bertha',
-      messages: [{ role: 'user', content: 'hello' }],
-      max_tokens: 4,
-    });
-    expect(completion.usage?.completion_tokens).toBe(4);
-    bertha.child.kill('SIGTERM');
-    expect(await bertha.exited).toBe(0);
-  }
+  const bertha = await startBerthaProcess(
+    [
+      '--data-dir',
+      tempDir(),
+      '--set',
+      'serving.llamaCpp.gpu=off',
+      '--set',
+      'serving.llamaCpp.contextSize=512',
+      '--model',
+      tiny.modelPath,
+    ],
+    {},
+    120_000,
+  );
+  expect((await fetch(`${bertha.url}/healthz`)).status).toBe(200);
+  await eventually(async () => ((await fetch(`${bertha.url}/readyz`)).status === 200 ? true : undefined), 120_000);
+  const client = new OpenAI({ baseURL: `${bertha.url}/v1`, apiKey: 'unused' });
+  const completion = await client.chat.completions.create({
+    model: 'bertha',
+    messages: [{ role: 'user', content: 'hello' }],
+    max_tokens: 4,
+  });
+  expect(completion.usage?.completion_tokens).toBe(4);
+  bertha.child.kill('SIGTERM');
+  expect(await bertha.exited).toBe(0);
+});
+
+test('BERTHA_MODEL and --model both set the served GGUF, resolved against the working directory', () => {
+  const cwd = tempDir();
+  expect(loadConfig({}, { BERTHA_MODEL: 'models/a.gguf' }, cwd).config.serving.model).toBe(
+    path.join(cwd, 'models/a.gguf'),
+  );
+  expect(loadConfig({ model: '/abs/b.gguf' }, { BERTHA_MODEL: 'models/a.gguf' }, cwd).config.serving.model).toBe(
+    '/abs/b.gguf',
+  );
 });
