@@ -113,6 +113,10 @@ describe('llm-retraining', () => {
     expect(run.status, JSON.stringify(steps.map((s) => [s.name, s.status, s.error]))).toBe('succeeded');
     expect(steps.map((s) => s.name).sort()).toEqual(['build-dataset', 'log-model', 'retrain-model']);
 
+    const trainingLog = (await store.listLogs(run.id, { step: 'retrain-model' })).map((line) => line.message);
+    expect(trainingLog).toContainEqual(expect.stringMatching(/^step 4\/4 loss /));
+    expect(steps.find((s) => s.name === 'retrain-model')?.progress).toBe(1);
+
     const artifacts = await store.listArtifacts(run.id);
     const artifact = (name: string) => artifacts.find((a) => a.name === name)?.objectKey as string;
     const dataset = JSON.parse((await readObject(objects, artifact('dataset'))).toString()) as BuiltDataset;

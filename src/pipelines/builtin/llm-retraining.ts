@@ -200,6 +200,13 @@ function parseJsonl(body: Buffer): DatasetExample[] {
     .map((line) => JSON.parse(line) as DatasetExample);
 }
 
+/** Progress arrives from a child process's callbacks, which cannot await the write. */
+function report(context: StepContext, fraction: number, message: string): void {
+  context.progress(fraction, message).catch((error: unknown) => {
+    context.log.warn(`could not record progress: ${(error as Error).message}`);
+  });
+}
+
 async function retrainModel(deps: RetrainingDeps, context: StepContext): Promise<void> {
   const dataset = await context.inputs.json<BuiltDataset>('dataset');
   if (dataset.counts.train === 0) {
@@ -225,7 +232,7 @@ async function retrainModel(deps: RetrainingDeps, context: StepContext): Promise
           signal: context.signal,
           logger: deps.logger,
           onProgress: (p) => {
-            if (p.steps) void context.progress(p.step / p.steps, `step ${p.step}/${p.steps}`);
+            if (p.steps) report(context, p.step / p.steps, `step ${p.step}/${p.steps}`);
             context.log.info(`step ${p.step}${p.steps ? `/${p.steps}` : ''}`, p);
           },
         },
@@ -288,7 +295,7 @@ async function retrainModel(deps: RetrainingDeps, context: StepContext): Promise
         logger: deps.logger,
         onStart: (pid) => context.log.info(`training process ${pid} started`),
         onProgress: (p) => {
-          void context.progress(p.step / p.steps, `step ${p.step}/${p.steps}, loss ${p.loss.toFixed(3)}`);
+          report(context, p.step / p.steps, `step ${p.step}/${p.steps}, loss ${p.loss.toFixed(3)}`);
           context.log.info(`step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)}`, {
             tokensPerSecond: Math.round(p.tokensPerSecond),
           });
