@@ -330,7 +330,26 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     logger: logger.child({ component: 'chat' }),
   });
   readiness.register({ name: 'model', check: () => chat.status() });
-  const builtin = builtinPipelines({ knowledge: () => knowledge });
+  const builtin = builtinPipelines({
+    knowledge: () => knowledge,
+    // Called when a step runs, after the tracking store and registry below exist.
+    retraining: () => ({
+      db,
+      objects,
+      tracking,
+      registry,
+      logger: logger.child({ component: 'llm-retraining' }),
+      dataDir: config.dataDir,
+      model: config.tracking.model,
+      servedBundle: configuredBundle(config),
+      trainer: {
+        threads: config.trainer.threads,
+        starterSteps: config.trainer.starter.steps,
+        lora: config.trainer.retraining,
+        command: config.trainer.command,
+      },
+    }),
+  });
   const pipelineCatalog = createPipelineCatalog(builtin.definitions, createStepHandlerRegistry(builtin.handlers));
   const pipelineStore = createRunStore(db);
   const pipelineRunner = createLocalRunner({

@@ -401,6 +401,35 @@ export const trainerSchema = z
       })
       .strict()
       .default({ enabled: true, steps: 240 }),
+    /** The `retrain-model` step of the `llm-retraining` pipeline. */
+    retraining: z
+      .object({
+        /** LoRA on the served model's Bertha checkpoint (ignored when `command` is set). */
+        steps: z.number().int().min(1).max(1_000_000).default(100),
+        rank: z.number().int().min(1).max(256).default(8),
+        alpha: z.number().positive().default(16),
+        learningRate: z.number().positive().max(1).default(1e-2),
+        batchSize: z.number().int().min(1).max(256).default(4),
+      })
+      .strict()
+      .default({ steps: 100, rank: 8, alpha: 16, learningRate: 1e-2, batchSize: 4 }),
+    /**
+     * An external trainer (`CommandTrainerSpec` of src/train/command.ts, contract in
+     * docs/training.md): when set, retraining runs it instead of the built-in LoRA, which is
+     * the only way to retrain a GGUF Bertha did not train (Llama 2 7B, say).
+     */
+    command: z
+      .object({
+        command: z.array(z.string().min(1)).min(1),
+        cwd: z.string().optional(),
+        timeoutMs: z
+          .number()
+          .int()
+          .positive()
+          .default(24 * 3_600_000),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

@@ -15,8 +15,10 @@ export function createPostgresDb(options: PostgresDbOptions): MetadataDb {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.poolSize,
-    // Every pooled connection resolves unqualified table names in Bertha's schema.
-    options: `-c search_path=${options.schema}`,
+    // Every pooled connection resolves unqualified table names in Bertha's schema. Parallel
+    // query buys nothing for these short statements, and its workers were seen failing to
+    // resolve a schema created moments before by another connection.
+    options: `-c search_path=${options.schema} -c max_parallel_workers_per_gather=0`,
   });
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {

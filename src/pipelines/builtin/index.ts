@@ -1,14 +1,14 @@
 import type { KnowledgeDeps } from '../../knowledge/index.ts';
 import type { PipelineDefinition } from '../definition.ts';
 import type { StepHandler } from '../handlers.ts';
+import { llmRetraining, llmRetrainingHandlers, type RetrainingDeps } from './llm-retraining.ts';
 import { vectorIngestion, vectorIngestionHandlers } from './vector-ingestion.ts';
 
 /**
  * The pipelines Bertha ships. Only pipelines whose every step does its real work are listed:
- * `llm-retraining` (build-dataset -> retrain-model -> {benchmark-gold, benchmark-specific} ->
- * log-metrics -> {hallucination-eval, factcheck-eval, subject-matter-eval} -> log-model -> gate
- * -> deploy) joins here as a definition plus its handlers once the trainer, evaluation and
- * tracking capabilities export those steps.
+ * `llm-retraining` runs build-dataset -> retrain-model -> log-model; the seed's evaluation
+ * steps (benchmarks, hallucination/fact-check/subject-matter evals), gate and deploy join it
+ * once the evaluation capability exports them.
  */
 export interface BuiltinPipelines {
   definitions: PipelineDefinition[];
@@ -21,6 +21,8 @@ export interface BuiltinPipelineDeps {
    * may finish opening after start-up). Without them `vector-ingestion` is not offered.
    */
   knowledge?: (() => KnowledgeDeps) | undefined;
+  /** Database, tracking, registry and trainer settings of `llm-retraining`; without them it is not offered. */
+  retraining?: (() => RetrainingDeps) | undefined;
 }
 
 export function builtinPipelines(deps: BuiltinPipelineDeps): BuiltinPipelines {
@@ -29,6 +31,10 @@ export function builtinPipelines(deps: BuiltinPipelineDeps): BuiltinPipelines {
   if (deps.knowledge) {
     definitions.push(vectorIngestion);
     handlers = { ...handlers, ...vectorIngestionHandlers(deps.knowledge) };
+  }
+  if (deps.retraining) {
+    definitions.push(llmRetraining);
+    handlers = { ...handlers, ...llmRetrainingHandlers(deps.retraining) };
   }
   return { definitions, handlers };
 }
