@@ -4,6 +4,7 @@ import { expect, test } from 'vitest';
 import { accessFor } from '../../src/auth/index.ts';
 import { startBertha } from '../helpers/bertha-in-process.ts';
 import { startBerthaProcess } from '../helpers/bertha-process.ts';
+import { ensureWebBuilt } from '../helpers/browser.ts';
 import { tempDir } from '../helpers/temp.ts';
 
 test('the route policy: chat and thumbs are chat-level, reads need a viewer, writes an operator, keys an admin', () => {
@@ -28,6 +29,8 @@ test('the route policy: chat and thumbs are chat-level, reads need a viewer, wri
 });
 
 test('with auth on, the dashboard APIs need a key of the right role while chat stays public', async () => {
+  // The page itself is public: build it so `/` has something to serve on a fresh clone.
+  await ensureWebBuilt();
   const bertha = await startBertha(['auth.enabled=true']);
   const viewer = await bertha.apiKeys.create({ name: 'viewer', role: 'viewer' });
   const admin = await bertha.apiKeys.create({ name: 'admin', role: 'admin' });
@@ -60,7 +63,7 @@ test('with auth on, the dashboard APIs need a key of the right role while chat s
   expect((await get(`/v1/auth/keys/${body.id}`, admin.key, { method: 'DELETE' })).status).toBe(200);
   expect((await get('/v1/events', body.key)).status).toBe(401);
 
-  // Chat routes are public: without serving in this build they answer 404, not 401.
+  // Chat routes are public.
   expect((await get('/v1/models')).status).not.toBe(401);
   expect((await get('/')).status).toBe(200);
   const whoami = await get('/v1/auth/whoami', viewer.key);

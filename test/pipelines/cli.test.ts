@@ -110,6 +110,7 @@ test('`bertha deploy render --target argo` writes manifests that pass the schema
     'eventsource-minio.yaml',
     'sensor-vector-ingestion-on-removals.yaml',
     'sensor-vector-ingestion-on-uploads.yaml',
+    'workflowtemplate-llm-retraining.yaml',
     'workflowtemplate-vector-ingestion.yaml',
   ]);
   for (const { manifest } of manifests) expect(strictSchemaProblems(manifest)).toEqual([]);
