@@ -21,7 +21,13 @@ const { config } = loadConfig(
   {
     dataDir: dir,
     port: 0,
-    set: ['log.level=silent', 'monitor.mode=prometheus', 'monitor.gateway.token=bench', 'server.host=127.0.0.1'],
+    set: [
+      'log.level=silent',
+      'monitor.mode=prometheus',
+      'monitor.gateway.token=bench',
+      'server.host=127.0.0.1',
+      'pipelines.runner=false',
+    ],
   },
   {},
 );
