@@ -185,13 +185,13 @@ export function createFeedbackStore(db: MetadataDb): FeedbackStore {
   let flushing = false;
 
   /**
-   * SQLite: group commit. Votes that arrive while a transaction is committing wait and are
-   * written together in the next one, so a burst of votes shares one commit (and one write
-   * of each touched page) instead of paying for its own; each caller still hears back only
-   * after its vote is committed. A missing answer fails only its own vote.
+   * SQLite: group commit. Votes that arrive in the same turn of the event loop (every request
+   * Node read from its sockets in one poll) are written in one transaction, so a burst of votes
+   * shares one commit (and one write of each touched page) instead of paying for its own; each
+   * caller still hears back only after its vote is committed. A missing answer fails only its
+   * own vote.
    */
   async function flush(): Promise<void> {
-    flushing = true;
     while (queue.length > 0) {
       const batch = queue.splice(0, MAX_BATCH);
       const outcomes: ({ ok: true; value: RecordedFeedback } | { ok: false; error: unknown })[] = [];
@@ -221,7 +221,12 @@ export function createFeedbackStore(db: MetadataDb): FeedbackStore {
   function recordBatched(input: FeedbackInput): Promise<RecordedFeedback> {
     return new Promise((resolve, reject) => {
       queue.push({ input, resolve, reject });
-      if (!flushing) void flush();
+      if (flushing) return;
+      flushing = true;
+      // Each request is handled in its own I/O callback, and a transaction started right away
+      // would commit in microtasks before the next socket is even read: batches of one.
+      // setImmediate runs after the poll phase has handled every socket that was ready.
+      setImmediate(() => void flush());
     });
   }
 
