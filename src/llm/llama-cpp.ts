@@ -36,10 +36,12 @@ export interface LlamaCppRuntimeOptions {
   logger: Logger;
 }
 
-/** One context sequence with its chat evaluator: generations reuse the sequence's KV cache prefix. */
+/** One context sequence with its chat evaluator. */
 interface Slot {
   chat: LlamaChat;
   busy: boolean;
+  /** Erasing the previous generation's tokens, which waits while other sequences decode. */
+  clearing: Promise<void> | undefined;
 }
 
 const llamas = new Map<string, Promise<Llama>>();
@@ -126,6 +128,7 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
       slots = Array.from({ length: options.parallel }, () => ({
         chat: new LlamaChat({ contextSequence: ctx.getSequence(), chatWrapper: wrapper }),
         busy: false,
+        clearing: undefined,
       }));
       state = {
         state: 'ready',
@@ -149,6 +152,38 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
     }
   }
 
+  /**
+   * node-llama-cpp 3.21.1 holds the context lock for as long as any sequence keeps decoding,
+   * and erasing a sequence's tokens needs that lock. A request that starts on a sequence still
+   * holding an earlier answer while others decode would wait, prompt unread, until every running
+   * generation ends: measured here, a second stream waited a full generation instead of joining
+   * the batch. So a sequence that finishes while others still decode is emptied at once, queued
+   * behind them rather than in front of the next request, and a request that arrives while
+   * others decode takes an empty sequence and joins the running batch at its next step. With
+   * nothing decoding the lock is free: a request then takes a sequence that kept its tokens,
+   * so a conversation's next turn reuses the cached prefix, and empty ones stay for joiners.
+   */
+  function pickSlot(): Slot | undefined {
+    const free = slots.filter((slot) => !slot.busy);
+    const settled = free.filter((slot) => !slot.clearing);
+    const empty = (slot: Slot) => slot.chat.sequence.nextTokenIndex === 0;
+    const decoding = free.length < slots.length;
+    return (decoding ? settled.find(empty) : settled.find((slot) => !empty(slot))) ?? settled[0] ?? free[0];
+  }
+
+  function clear(slot: Slot): void {
+    const sequence = slot.chat.sequence;
+    const clearing = sequence
+      .clearHistory()
+      .catch((error: unknown) => {
+        if (!sequence.disposed) logger.warn({ err: error }, 'could not clear a context sequence');
+      })
+      .finally(() => {
+        if (slot.clearing === clearing) slot.clearing = undefined;
+      });
+    slot.clearing = clearing;
+  }
+
   return {
     kind: 'llama-cpp',
     parallelism: options.parallel,
@@ -158,7 +193,7 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
     },
     status: () => state,
     async generate(request: GenerationRequest): Promise<GenerationResult> {
-      const slot = slots.find((candidate) => !candidate.busy);
+      const slot = pickSlot();
       if (state.state !== 'ready' || !model || !chatWrapper || !slot) {
         throw new Error(state.state === 'ready' ? 'no free context sequence' : `model is ${state.state}`);
       }
@@ -170,6 +205,7 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
       if (request.signal?.aborted) controller.abort(request.signal.reason);
       const started = performance.now();
       try {
+        await slot.clearing;
         const history = toChatHistory(request.messages);
         // The sequence's meter counts every sampled token, those held back by stop detection included.
         const meterBefore = slot.chat.sequence.tokenMeter.getState();
@@ -201,6 +237,7 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
         request.signal?.removeEventListener('abort', onAbort);
         running.delete(controller);
         slot.busy = false;
+        if (slots.some((other) => other.busy)) clear(slot);
       }
     },
     async close() {
