@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { commandTrainerSchema } from '../train/command-spec.ts';
 
 /**
  * The one schema of `bertha.yaml`. Every section is strict so that a misspelt key fails
@@ -414,22 +415,11 @@ export const trainerSchema = z
       .strict()
       .default({ steps: 100, rank: 8, alpha: 16, learningRate: 1e-2, batchSize: 4 }),
     /**
-     * An external trainer (`CommandTrainerSpec` of src/train/command.ts, contract in
+     * An external trainer (`CommandTrainerSpec` of src/train/command-spec.ts, contract in
      * docs/training.md): when set, retraining runs it instead of the built-in LoRA, which is
      * the only way to retrain a GGUF Bertha did not train (Llama 2 7B, say).
      */
-    command: z
-      .object({
-        command: z.array(z.string().min(1)).min(1),
-        cwd: z.string().optional(),
-        timeoutMs: z
-          .number()
-          .int()
-          .positive()
-          .default(24 * 3_600_000),
-      })
-      .strict()
-      .optional(),
+    command: commandTrainerSchema.optional(),
   })
   .strict();
 

@@ -20,7 +20,7 @@ export {
 export { type AliasChange, createRegistryStore, type RegistryStore } from './registry-store.ts';
 export type { ModelStage, ModelVersion, RegisteredModel, RegisteredModelAlias } from './registry-types.ts';
 export { registerModelBundleRoutes, registerTrackingRoutes, type TrackingRouteDeps } from './routes.ts';
-export { createTrackingStore, RUN_NAME_TAG, type TrackingStore } from './store.ts';
+export { createTrackingStore, experimentIdFor, RUN_NAME_TAG, type TrackingStore } from './store.ts';
 export type { Experiment, KeyValue, Metric, Run, RunInfo, RunStatus } from './types.ts';
 export { LIMITS } from './validation.ts';
 

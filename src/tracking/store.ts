@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Kysely, type RawBuilder, sql, type Transaction } from 'kysely';
 import type { Database, MetadataDb, TrackingRunsTable } from '../db/index.ts';
 import { isUniqueViolation } from '../db/index.ts';
-import { alreadyExists, doesNotExist, invalidParameter } from './errors.ts';
+import { alreadyExists, doesNotExist, invalidParameter, MlflowError } from './errors.ts';
 import { type FilterComparison, parseFilter, parseOrderBy } from './filter.ts';
 import { decodePageToken, nextPageToken } from './paging.ts';
 import { compareColumn, toNumber } from './sql.ts';
@@ -854,4 +854,16 @@ export function createTrackingStore(metadata: MetadataDb): TrackingStore {
       return token ? { items, nextPageToken: token } : { items };
     },
   };
+}
+
+/** The id of the experiment called `name`, created on first use. */
+export async function experimentIdFor(tracking: TrackingStore, name: string): Promise<string> {
+  try {
+    return (await tracking.getExperimentByName(name)).experiment_id;
+  } catch (error) {
+    if (error instanceof MlflowError && error.code === 'RESOURCE_DOES_NOT_EXIST') {
+      return tracking.createExperiment({ name });
+    }
+    throw error;
+  }
 }

@@ -2,10 +2,10 @@ import { spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { readGgufFileInfo } from 'node-llama-cpp';
-import { z } from 'zod';
 import { BerthaError, ValidationError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { ModelBundle } from '../models/index.ts';
+import { type CommandTrainerSpec, commandTrainerSchema } from './command-spec.ts';
 
 /**
  * The `command` trainer: runs any fine-tuning program (a GPU LoRA job for Llama 2 7B, say)
@@ -14,21 +14,6 @@ import type { ModelBundle } from '../models/index.ts';
  * `model.gguf` (a full model) or `adapter.gguf` (a LoRA adapter on `{base}`), optionally
  * `metrics.json`; JSON lines on stdout with a `step` field are progress.
  */
-export const commandTrainerSchema = z
-  .object({
-    /** argv, the program first; placeholders are replaced, never passed through a shell. */
-    command: z.array(z.string().min(1)).min(1),
-    /** Working directory of the program; default: the output folder. */
-    cwd: z.string().optional(),
-    /** Kills the program after this long. */
-    timeoutMs: z
-      .number()
-      .int()
-      .positive()
-      .default(24 * 3_600_000),
-  })
-  .strict();
-export type CommandTrainerSpec = z.input<typeof commandTrainerSchema>;
 
 export interface CommandTrainerInputs {
   /** Training set (JSONL of {prompt, completion} / {text}, as build-dataset writes it). */

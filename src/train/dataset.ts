@@ -3,7 +3,7 @@ import { ValidationError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { MetadataDb } from '../db/index.ts';
 import type { ObjectStore } from '../objects/index.ts';
-import { MlflowError, type TrackingStore } from '../tracking/index.ts';
+import { experimentIdFor, type TrackingStore } from '../tracking/index.ts';
 
 /**
  * The `build-dataset` step: the knowledge base (current chunks of ingested documents) and the
@@ -63,17 +63,6 @@ const jsonl = (rows: readonly object[]) => rows.map((row) => `${JSON.stringify(r
 function inValidation(id: string, fraction: number): boolean {
   const bucket = createHash('sha256').update(id).digest().readUInt32BE(0) / 0x1_0000_0000;
   return bucket < fraction;
-}
-
-async function experimentId(tracking: TrackingStore, name: string): Promise<string> {
-  try {
-    return (await tracking.getExperimentByName(name)).experiment_id;
-  } catch (error) {
-    if (error instanceof MlflowError && error.code === 'RESOURCE_DOES_NOT_EXIST') {
-      return tracking.createExperiment({ name });
-    }
-    throw error;
-  }
 }
 
 export async function buildDataset(deps: BuildDatasetDeps, options: BuildDatasetOptions): Promise<BuiltDataset> {
@@ -148,7 +137,7 @@ export async function buildDataset(deps: BuildDatasetDeps, options: BuildDataset
 
   const tracking = deps.tracking;
   const run = await tracking.createRun({
-    experimentId: await experimentId(tracking, options.experiment ?? 'bertha-datasets'),
+    experimentId: await experimentIdFor(tracking, options.experiment ?? 'bertha-datasets'),
     runName: `dataset-${version}`,
     tags: [{ key: 'bertha.step', value: 'build-dataset' }],
   });

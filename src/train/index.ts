@@ -4,10 +4,9 @@ export {
   CommandTrainerError,
   type CommandTrainerInputs,
   type CommandTrainerResult,
-  type CommandTrainerSpec,
-  commandTrainerSchema,
   runCommandTrainer,
 } from './command.ts';
+export { type CommandTrainerSpec, commandTrainerSchema } from './command-spec.ts';
 export {
   type BuildDatasetDeps,
   type BuildDatasetOptions,

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { createLogger } from '../../src/core/logger.ts';
 import {
@@ -10,37 +9,18 @@ import {
   loadDocument,
   removeDocument,
 } from '../../src/knowledge/index.ts';
-import { createLanceVectorStore } from '../../src/knowledge/lancedb.ts';
-import { createLexicalEmbedder } from '../../src/knowledge/lexical-embedder.ts';
-import { createFsObjectStore } from '../../src/objects/fs.ts';
 import { dbFactories } from '../helpers/databases.ts';
 import { makePdf } from '../helpers/documents.ts';
+import { embeddedKnowledge } from '../helpers/knowledge.ts';
 import { tempDir } from '../helpers/temp.ts';
 
 for (const factory of dbFactories) {
   const available = await factory.available();
   describe.skipIf(!available)(`knowledge ingestion on ${factory.name}`, () => {
     async function setup(): Promise<KnowledgeDeps> {
-      const dir = tempDir();
       const db = await factory.create();
       onTestFinished(() => db.close());
-      const logger = createLogger('silent');
-      const vectors = await createLanceVectorStore({
-        path: path.join(dir, 'vectors'),
-        dimensions: 256,
-        table: 'chunks',
-        logger,
-      });
-      onTestFinished(() => vectors.close());
-      return {
-        db,
-        objects: createFsObjectStore({ root: path.join(dir, 'objects') }),
-        embedder: createLexicalEmbedder({ dimensions: 256 }),
-        vectors,
-        split: { chunkSize: 200, chunkOverlap: 40 },
-        batchSize: 8,
-        logger,
-      };
+      return embeddedKnowledge(db, tempDir(), createLogger('silent'));
     }
 
     const guide =

@@ -15,14 +15,7 @@ import { createFsObjectStore } from '../../src/objects/fs.ts';
 import { readObject } from '../../src/objects/index.ts';
 import { builtinPipelines } from '../../src/pipelines/builtin/index.ts';
 import type { RegisteredRetraining, RetrainingDeps } from '../../src/pipelines/builtin/llm-retraining.ts';
-import {
-  createLocalRunner,
-  createPipelineCatalog,
-  createRunStore,
-  createStepHandlerRegistry,
-  type RunRecord,
-  runOneStep,
-} from '../../src/pipelines/index.ts';
+import { runOneStep } from '../../src/pipelines/index.ts';
 import {
   createModelRegistry,
   createRegistryStore,
@@ -33,6 +26,7 @@ import type { BuiltDataset } from '../../src/train/index.ts';
 import { insertAnswer } from '../helpers/answers.ts';
 import { dbFactories } from '../helpers/databases.ts';
 import { tempDir } from '../helpers/temp.ts';
+import { startBuiltinRunner } from './builtin-runner.ts';
 import { waitFor } from './wait.ts';
 
 const sqlite = dbFactories.find((factory) => factory.name === 'sqlite') as (typeof dbFactories)[number];
@@ -69,30 +63,15 @@ async function setup(overrides: Partial<RetrainingDeps> = {}) {
     },
     ...overrides,
   };
-  const builtin = builtinPipelines({ retraining: () => deps });
-  const catalog = createPipelineCatalog(builtin.definitions, createStepHandlerRegistry(builtin.handlers));
-  const store = createRunStore(db);
-  const runner = createLocalRunner({
-    store,
+  const { store, runner, finished } = startBuiltinRunner({
+    db,
     objects,
-    catalog,
     logger,
-    stepConcurrency: 1,
-    maxConcurrentRuns: 1,
-    pollIntervalMs: 20,
+    builtin: builtinPipelines({ retraining: () => deps }),
+    concurrency: 1,
     leaseMs: 30_000,
+    runTimeoutMs: 120_000,
   });
-  runner.start();
-  onTestFinished(() => runner.stop());
-  const finished = (id: string) =>
-    waitFor<RunRecord>(
-      `run ${id}`,
-      async () => {
-        const run = await store.getRun(id);
-        return run && run.status !== 'queued' && run.status !== 'running' ? run : undefined;
-      },
-      120_000,
-    );
   const feedback = createFeedbackStore(db);
   for (const [index, correction] of CORRECTIONS.entries()) {
     const answer = await insertAnswer(db, { answer: 'I do not know.' });

@@ -1,71 +1,34 @@
-import path from 'node:path';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { configSchema } from '../../src/config/schema.ts';
 import { isoNow } from '../../src/core/ids.ts';
 import { createLogger } from '../../src/core/logger.ts';
-import { createKnowledgeRetriever, type KnowledgeDeps } from '../../src/knowledge/index.ts';
-import { createLanceVectorStore } from '../../src/knowledge/lancedb.ts';
-import { createLexicalEmbedder } from '../../src/knowledge/lexical-embedder.ts';
-import { createFsObjectStore } from '../../src/objects/fs.ts';
+import { createKnowledgeRetriever } from '../../src/knowledge/index.ts';
 import { readObject } from '../../src/objects/index.ts';
 import { argoReferenceProblems, renderArgoManifests, strictSchemaProblems } from '../../src/pipelines/argo/index.ts';
 import { builtinPipelines } from '../../src/pipelines/builtin/index.ts';
-import {
-  createLocalRunner,
-  createPipelineCatalog,
-  createRunStore,
-  createStepHandlerRegistry,
-  type RunRecord,
-} from '../../src/pipelines/index.ts';
 import { dbFactories } from '../helpers/databases.ts';
+import { embeddedKnowledge } from '../helpers/knowledge.ts';
 import { tempDir } from '../helpers/temp.ts';
+import { startBuiltinRunner } from './builtin-runner.ts';
 import { waitFor } from './wait.ts';
 
 for (const factory of dbFactories) {
   const available = await factory.available();
   describe.skipIf(!available)(`vector-ingestion on ${factory.name}`, () => {
     test('an upload is loaded, embedded and stored by three steps, and a removal takes its chunks out', async () => {
-      const dir = tempDir();
       const db = await factory.create();
       onTestFinished(() => db.close());
       const logger = createLogger('silent');
-      const vectors = await createLanceVectorStore({
-        path: path.join(dir, 'vectors'),
-        dimensions: 256,
-        table: 'chunks',
-        logger,
-      });
-      onTestFinished(() => vectors.close());
-      const objects = createFsObjectStore({ root: path.join(dir, 'objects') });
-      const knowledge: KnowledgeDeps = {
+      const knowledge = await embeddedKnowledge(db, tempDir(), logger);
+      const { objects, vectors } = knowledge;
+      const { store, runner, finished } = startBuiltinRunner({
         db,
         objects,
-        embedder: createLexicalEmbedder({ dimensions: 256 }),
-        vectors,
-        split: { chunkSize: 200, chunkOverlap: 40 },
-        batchSize: 8,
         logger,
-      };
-      const builtin = builtinPipelines({ knowledge: () => knowledge });
-      const catalog = createPipelineCatalog(builtin.definitions, createStepHandlerRegistry(builtin.handlers));
-      const store = createRunStore(db);
-      const runner = createLocalRunner({
-        store,
-        objects,
-        catalog,
-        logger,
-        stepConcurrency: 2,
-        maxConcurrentRuns: 2,
-        pollIntervalMs: 20,
+        builtin: builtinPipelines({ knowledge: () => knowledge }),
+        concurrency: 2,
         leaseMs: 10_000,
       });
-      runner.start();
-      onTestFinished(() => runner.stop());
-      const finished = (id: string) =>
-        waitFor<RunRecord>(`run ${id}`, async () => {
-          const run = await store.getRun(id);
-          return run && run.status !== 'queued' && run.status !== 'running' ? run : undefined;
-        });
 
       const key = 'documents/shipping.md';
       await objects.put(key, '# Shipping\nParcels ship from Rotterdam. Delivery takes three working days.\n');

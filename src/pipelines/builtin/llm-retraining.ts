@@ -6,7 +6,7 @@ import type { Logger } from '../../core/logger.ts';
 import type { MetadataDb } from '../../db/index.ts';
 import type { ModelBundle } from '../../models/index.ts';
 import { type ObjectStore, readObject } from '../../objects/index.ts';
-import { CHALLENGER, MlflowError, type ModelRegistry, type TrackingStore } from '../../tracking/index.ts';
+import { CHALLENGER, experimentIdFor, type ModelRegistry, type TrackingStore } from '../../tracking/index.ts';
 import {
   type BuiltDataset,
   buildDataset,
@@ -130,17 +130,6 @@ const exists = (file: string) =>
     () => true,
     () => false,
   );
-
-async function experimentId(tracking: TrackingStore, name: string): Promise<string> {
-  try {
-    return (await tracking.getExperimentByName(name)).experiment_id;
-  } catch (error) {
-    if (error instanceof MlflowError && error.code === 'RESOURCE_DOES_NOT_EXIST') {
-      return tracking.createExperiment({ name });
-    }
-    throw error;
-  }
-}
 
 /**
  * The model to retrain: the degraded registry version when the event names one, else the
@@ -345,7 +334,7 @@ async function logModel(deps: RetrainingDeps, context: StepContext): Promise<voi
 
   const tracking = deps.tracking;
   const run = await tracking.createRun({
-    experimentId: await experimentId(tracking, RETRAINING_EXPERIMENT),
+    experimentId: await experimentIdFor(tracking, RETRAINING_EXPERIMENT),
     runName: `retrain-${dataset.version}`,
     tags: [
       { key: 'bertha.pipeline_run', value: context.runId },
