@@ -11,6 +11,14 @@ export interface PostgresDbOptions {
   poolSize: number;
 }
 
+/**
+ * Session advisory lock held around Bertha's migrations. Kysely's migrator lists every table in
+ * every schema before it takes its own lock, and that listing fails when another schema's table
+ * is dropped under it; replicas starting together would also race to create the migration
+ * tables. Anything that drops a Bertha schema takes the same lock.
+ */
+export const SCHEMA_CHANGE_LOCK = 7_362_418_201;
+
 export function createPostgresDb(options: PostgresDbOptions): MetadataDb {
   const pool = new pg.Pool({
     connectionString: options.url,
@@ -25,8 +33,17 @@ export function createPostgresDb(options: PostgresDbOptions): MetadataDb {
     dialect: 'postgres',
     kysely,
     migrate: async () => {
-      await sql`create schema if not exists ${sql.id(options.schema)}`.execute(kysely);
-      return runMigrations(kysely as Kysely<unknown>, 'postgres', options.schema);
+      // A client of its own: with a pool of one, migrations would wait behind the lock holder.
+      const lock = new pg.Client({ connectionString: options.url });
+      await lock.connect();
+      try {
+        await lock.query('select pg_advisory_lock($1)', [SCHEMA_CHANGE_LOCK]);
+        await sql`create schema if not exists ${sql.id(options.schema)}`.execute(kysely);
+        return await runMigrations(kysely as Kysely<unknown>, 'postgres', options.schema);
+      } finally {
+        // Closing the session releases the lock.
+        await lock.end();
+      }
     },
     ping: async () => {
       await sql`select 1`.execute(kysely);

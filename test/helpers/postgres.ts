@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { SCHEMA_CHANGE_LOCK } from '../../src/db/postgres.ts';
 
 /** The PostgreSQL the dev and CI machines run (trust auth); override with BERTHA_TEST_POSTGRES_URL. */
 export const POSTGRES_TEST_URL = process.env.BERTHA_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -45,6 +46,8 @@ export async function dropSchema(schema: string): Promise<void> {
   const client = new pg.Client({ connectionString: POSTGRES_TEST_URL });
   await client.connect();
   try {
+    // A migration running beside this drop would see the schema's tables vanish mid-listing.
+    await client.query('select pg_advisory_lock($1)', [SCHEMA_CHANGE_LOCK]);
     await client.query(`drop schema if exists "${schema}" cascade`);
   } finally {
     await client.end();
