@@ -10,6 +10,7 @@ export interface ServingMetrics {
   timeToFirstToken: Histogram<'model_version'>;
   e2eLatency: Histogram<'model_version'>;
   promptTokens: Counter<'model_version'>;
+  cachedPromptTokens: Counter<'model_version'>;
   generationTokens: Counter<'model_version'>;
   tokensPerSecond: Histogram<'model_version'>;
   running: Gauge<'model_version'>;
@@ -44,6 +45,12 @@ export function createServingMetrics(registry: Registry): ServingMetrics {
     promptTokens: new Counter({
       name: 'bertha_prompt_tokens_total',
       help: 'Prompt tokens processed',
+      labelNames: ['model_version'],
+      registers,
+    }),
+    cachedPromptTokens: new Counter({
+      name: 'bertha_prompt_tokens_cached_total',
+      help: 'Prompt tokens reused from the runtime prefix cache instead of evaluated (a part of bertha_prompt_tokens_total)',
       labelNames: ['model_version'],
       registers,
     }),

@@ -214,6 +214,7 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
       let status_: AnswerStatus = 'completed';
       let failure: unknown;
       let promptTokens = 0;
+      let cachedPromptTokens = 0;
       let completionTokens = 0;
       let computeMs = 0;
       try {
@@ -249,6 +250,7 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
         prompt = result.prompt;
         finishReason = result.finishReason;
         promptTokens = result.promptTokens;
+        cachedPromptTokens = result.cachedPromptTokens ?? 0;
         completionTokens = result.completionTokens;
         computeMs = result.computeMs;
         if (finishReason === 'cancelled') status_ = 'cancelled';
@@ -267,6 +269,7 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
       const labels = { model_version: version };
       metrics.requests.inc({ ...labels, status: status_ });
       metrics.promptTokens.inc(labels, promptTokens);
+      metrics.cachedPromptTokens.inc(labels, cachedPromptTokens);
       metrics.generationTokens.inc(labels, completionTokens);
       metrics.computeSeconds.inc(labels, computeMs / 1000);
       metrics.cost.inc(labels, cost);

@@ -10,6 +10,7 @@ import {
   LlamaLogLevel,
   type LlamaModel,
   resolveChatWrapper,
+  type Token,
 } from 'node-llama-cpp';
 import type { Logger } from '../core/logger.ts';
 import type {
@@ -40,8 +41,6 @@ export interface LlamaCppRuntimeOptions {
 interface Slot {
   chat: LlamaChat;
   busy: boolean;
-  /** Erasing the previous generation's tokens, which waits while other sequences decode. */
-  clearing: Promise<void> | undefined;
 }
 
 const llamas = new Map<string, Promise<Llama>>();
@@ -153,35 +152,26 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
   }
 
   /**
-   * node-llama-cpp 3.21.1 holds the context lock for as long as any sequence keeps decoding,
-   * and erasing a sequence's tokens needs that lock. A request that starts on a sequence still
-   * holding an earlier answer while others decode would wait, prompt unread, until every running
-   * generation ends: measured here, a second stream waited a full generation instead of joining
-   * the batch. So a sequence that finishes while others still decode is emptied at once, queued
-   * behind them rather than in front of the next request, and a request that arrives while
-   * others decode takes an empty sequence and joins the running batch at its next step. With
-   * nothing decoding the lock is free: a request then takes a sequence that kept its tokens,
-   * so a conversation's next turn reuses the cached prefix, and empty ones stay for joiners.
+   * The free sequence whose cached tokens share the longest prefix with the prompt, as
+   * llama.cpp's server picks a slot: the shared part (system prompt, retrieval template,
+   * earlier turns of a conversation) is not evaluated again, and LlamaChat erases only what
+   * differs. That erase needs the context lock, which the patched node-llama-cpp (see
+   * patches/) releases between batches, so a request joining running generations waits at most
+   * one batch for it.
    */
-  function pickSlot(): Slot | undefined {
-    const free = slots.filter((slot) => !slot.busy);
-    const settled = free.filter((slot) => !slot.clearing);
-    const empty = (slot: Slot) => slot.chat.sequence.nextTokenIndex === 0;
-    const decoding = free.length < slots.length;
-    return (decoding ? settled.find(empty) : settled.find((slot) => !empty(slot))) ?? settled[0] ?? free[0];
-  }
-
-  function clear(slot: Slot): void {
-    const sequence = slot.chat.sequence;
-    const clearing = sequence
-      .clearHistory()
-      .catch((error: unknown) => {
-        if (!sequence.disposed) logger.warn({ err: error }, 'could not clear a context sequence');
-      })
-      .finally(() => {
-        if (slot.clearing === clearing) slot.clearing = undefined;
-      });
-    slot.clearing = clearing;
+  function pickSlot(prompt: readonly Token[]): { slot: Slot; shared: number } | undefined {
+    let best: { slot: Slot; shared: number; held: number } | undefined;
+    for (const slot of slots) {
+      if (slot.busy) continue;
+      const held = slot.chat.sequence.contextTokens;
+      let shared = 0;
+      while (shared < held.length && shared < prompt.length && held[shared] === prompt[shared]) shared++;
+      // On a tie, the sequence holding less, so longer caches stay for the prompts that match them.
+      if (!best || shared > best.shared || (shared === best.shared && held.length < best.held)) {
+        best = { slot, shared, held: held.length };
+      }
+    }
+    return best;
   }
 
   return {
@@ -193,10 +183,13 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
     },
     status: () => state,
     async generate(request: GenerationRequest): Promise<GenerationResult> {
-      const slot = pickSlot();
-      if (state.state !== 'ready' || !model || !chatWrapper || !slot) {
-        throw new Error(state.state === 'ready' ? 'no free context sequence' : `model is ${state.state}`);
-      }
+      if (state.state !== 'ready' || !model || !chatWrapper) throw new Error(`model is ${state.state}`);
+      const history = toChatHistory(request.messages);
+      const promptText = chatWrapper.generateContextState({ chatHistory: history }).contextText;
+      const promptTokens = promptText.tokenize(model.tokenizer);
+      const picked = pickSlot(promptTokens);
+      if (!picked) throw new Error('no free context sequence');
+      const slot = picked.slot;
       slot.busy = true;
       const controller = new AbortController();
       running.add(controller);
@@ -205,8 +198,6 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
       if (request.signal?.aborted) controller.abort(request.signal.reason);
       const started = performance.now();
       try {
-        await slot.clearing;
-        const history = toChatHistory(request.messages);
         // The sequence's meter counts every sampled token, those held back by stop detection included.
         const meterBefore = slot.chat.sequence.tokenMeter.getState();
         const stop = request.stop ?? [];
@@ -220,8 +211,6 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
           ...(stop.length > 0 ? { customStopTriggers: stop } : {}),
           ...(request.onText ? { onTextChunk: request.onText } : {}),
         });
-        // Rendered after generation so that it adds nothing to the time to first token.
-        const promptText = chatWrapper.generateContextState({ chatHistory: history }).contextText;
         const reason = response.metadata.stopReason;
         const finishReason: FinishReason =
           reason === 'abort' ? 'cancelled' : reason === 'maxTokens' ? 'length' : 'stop';
@@ -229,7 +218,9 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
           text: response.response,
           finishReason,
           prompt: promptText.toString(),
-          promptTokens: promptText.tokenize(model.tokenizer).length,
+          promptTokens: promptTokens.length,
+          // The last prompt token is always evaluated again: its logits give the first answer token.
+          cachedPromptTokens: Math.min(picked.shared, Math.max(0, promptTokens.length - 1)),
           completionTokens: slot.chat.sequence.tokenMeter.diff(meterBefore).usedOutputTokens,
           computeMs: performance.now() - started,
         };
@@ -237,7 +228,6 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
         request.signal?.removeEventListener('abort', onAbort);
         running.delete(controller);
         slot.busy = false;
-        if (slots.some((other) => other.busy)) clear(slot);
       }
     },
     async close() {

@@ -30,6 +30,8 @@ export interface GenerationResult {
   /** The exact prompt the model read: the chat template applied to the messages. */
   prompt: string;
   promptTokens: number;
+  /** Prompt tokens a runtime reused from its cache instead of evaluating them again. */
+  cachedPromptTokens?: number;
   completionTokens: number;
   /** Time the runtime spent on this request (prompt evaluation + generation). */
   computeMs: number;

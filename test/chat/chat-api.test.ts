@@ -235,6 +235,11 @@ test('/metrics exports request, latency, token, speed, cost and queue series per
   expect(sample(metrics, `bertha_time_to_first_token_seconds_count${version}`)).toBeGreaterThanOrEqual(1);
   expect(sample(metrics, `bertha_e2e_request_latency_seconds_count${version}`)).toBeGreaterThanOrEqual(1);
   expect(sample(metrics, `bertha_prompt_tokens_total${version}`)).toBeGreaterThan(0);
+  // Earlier tests asked the same question, so its prompt was in a sequence's cache.
+  expect(sample(metrics, `bertha_prompt_tokens_cached_total${version}`)).toBeGreaterThan(0);
+  expect(sample(metrics, `bertha_prompt_tokens_cached_total${version}`)).toBeLessThan(
+    sample(metrics, `bertha_prompt_tokens_total${version}`),
+  );
   expect(sample(metrics, `bertha_generation_tokens_total${version}`)).toBeGreaterThanOrEqual(5);
   expect(sample(metrics, `bertha_generation_tokens_per_second_count${version}`)).toBeGreaterThanOrEqual(1);
   expect(sample(metrics, `bertha_answer_cost_total${version}`)).toBeGreaterThan(0);

@@ -11,12 +11,13 @@ vi.setConfig({ testTimeout: 180_000, hookTimeout: 180_000 });
 
 let dir: string;
 let runtime: LlmRuntime;
+let modelPath: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'bertha-sequences-'));
-  const tiny = await writeTinyLlama(dir);
+  ({ modelPath } = await writeTinyLlama(dir));
   runtime = createLlamaCppRuntime({
-    modelPath: tiny.modelPath,
+    modelPath,
     maxThreads: 1,
     gpu: 'off',
     parallel: 3,
@@ -68,4 +69,38 @@ test('a request arriving while others generate joins them instead of waiting for
     expect(result.completionTokens).toBe(400);
   }
   expect(finished[0]).toBe('short');
+});
+
+test('a prompt sharing a prefix with an earlier one reuses its cached tokens and answers as a cold sequence does', async () => {
+  const system = {
+    role: 'system' as const,
+    content: 'You answer questions about the model and the data, briefly, from the documents given.',
+  };
+  const question = [system, { role: 'user' as const, content: 'what is the data' }];
+  await runtime.generate({ messages: [system, { role: 'user', content: 'what is the model' }], maxTokens: 8 });
+  const warm = await runtime.generate({ messages: question, maxTokens: 12 });
+
+  const cold = createLlamaCppRuntime({
+    modelPath,
+    maxThreads: 1,
+    gpu: 'off',
+    parallel: 1,
+    contextSize: 512,
+    batchSize: 512,
+    defaults: { temperature: 0, topP: 1, maxTokens: 16 },
+    logger: createLogger('warn'),
+  });
+  await cold.load();
+  try {
+    const fresh = await cold.generate({ messages: question, maxTokens: 12 });
+    expect(fresh.cachedPromptTokens).toBe(0);
+    // The system prompt and the chat template's framing were already in a sequence.
+    expect(warm.cachedPromptTokens).toBeGreaterThan(10);
+    expect(warm.cachedPromptTokens).toBeLessThan(warm.promptTokens);
+    expect(warm.promptTokens).toBe(fresh.promptTokens);
+    expect(warm.text).toBe(fresh.text);
+    expect(warm.completionTokens).toBe(fresh.completionTokens);
+  } finally {
+    await cold.close();
+  }
 });
