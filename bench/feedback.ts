@@ -1,7 +1,9 @@
+import { subscribe } from 'node:diagnostics_channel';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createBertha } from '../src/app.ts';
 import { loadConfig } from '../src/config/index.ts';
 import { isoNow, newId } from '../src/core/ids.ts';
@@ -100,8 +102,34 @@ const healthzShape: LoadShape = {
 };
 const saturate = (shape: LoadShape) =>
   runLoad(url.href, CLIENTS, shape, { mode: 'saturate', total: SATURATE_REQUESTS });
-const paced = (shape: LoadShape) =>
-  runLoad(url.href, CLIENTS, shape, { mode: 'paced', rate: PACED_RATE, seconds: PACED_SECONDS });
+
+// The clients time a request from its scheduled start, so they also see the time it waited in
+// their own thread and in the kernel. The server's own share is timed here, from Node having
+// parsed the request to the response being written, with the event loop's delay beside it.
+const serverStarts = new WeakMap<object, number>();
+let serverLatencies: number[] = [];
+subscribe('http.server.request.start', (message) => {
+  serverStarts.set((message as { response: object }).response, performance.now());
+});
+subscribe('http.server.response.finish', (message) => {
+  const started = serverStarts.get((message as { response: object }).response);
+  if (started !== undefined) serverLatencies.push(performance.now() - started);
+});
+
+async function paced(shape: LoadShape) {
+  serverLatencies = [];
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
+  const client = await runLoad(url.href, CLIENTS, shape, { mode: 'paced', rate: PACED_RATE, seconds: PACED_SECONDS });
+  loopDelay.disable();
+  return {
+    ...client,
+    serverP50: percentile(serverLatencies, 50),
+    serverP99: percentile(serverLatencies, 99),
+    loopDelayP99: loopDelay.percentile(99) / 1e6,
+    loopDelayMax: loopDelay.max / 1e6,
+  };
+}
 
 await saturate(healthzShape);
 const healthz = await saturate(healthzShape);
@@ -161,6 +189,9 @@ console.log(
   `paced at ${PACED_RATE}/s: healthz p99 ${round(healthzPaced.p99)} ms; feedback p50 ${round(writesPaced.p50)} ms, p99 ${round(writesPaced.p99)} ms (achieved ${Math.round(writesPaced.perSecond)}/s)`,
 );
 console.log(
+  `  in the server: healthz p99 ${round(healthzPaced.serverP99)} ms; feedback p50 ${round(writesPaced.serverP50)} ms, p99 ${round(writesPaced.serverP99)} ms; event-loop delay p99 ${round(writesPaced.loopDelayP99)} ms, max ${round(writesPaced.loopDelayMax)} ms`,
+);
+console.log(
   `webhook receipt -> trigger recorded: p50 ${round(percentile(webhookLatencies, 50))} ms, p99 ${round(percentile(webhookLatencies, 99))} ms`,
 );
 reportFigures({
@@ -172,5 +203,10 @@ reportFigures({
   healthz_per_s: Math.round(healthz.perSecond),
   feedback_ratio_vs_healthz: round(writes.perSecond / healthz.perSecond),
   healthz_paced_p99_ms: round(healthzPaced.p99),
+  feedback_server_p50_ms: round(writesPaced.serverP50),
+  feedback_server_p99_ms: round(writesPaced.serverP99),
+  healthz_server_p99_ms: round(healthzPaced.serverP99),
+  event_loop_delay_p99_ms: round(writesPaced.loopDelayP99),
+  event_loop_delay_max_ms: round(writesPaced.loopDelayMax),
   webhook_to_trigger_p50_ms: round(percentile(webhookLatencies, 50)),
 });
