@@ -13,20 +13,25 @@ let dir: string;
 let runtime: LlmRuntime;
 let modelPath: string;
 
-beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'bertha-sequences-'));
-  ({ modelPath } = await writeTinyLlama(dir));
-  runtime = createLlamaCppRuntime({
+async function loadedRuntime(parallel: number): Promise<LlmRuntime> {
+  const loaded = createLlamaCppRuntime({
     modelPath,
     maxThreads: 1,
     gpu: 'off',
-    parallel: 3,
+    parallel,
     contextSize: 512,
     batchSize: 512,
     defaults: { temperature: 0, topP: 1, maxTokens: 16 },
     logger: createLogger('warn'),
   });
-  await runtime.load();
+  await loaded.load();
+  return loaded;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'bertha-sequences-'));
+  ({ modelPath } = await writeTinyLlama(dir));
+  runtime = await loadedRuntime(3);
 });
 
 afterAll(async () => {
@@ -80,17 +85,7 @@ test('a prompt sharing a prefix with an earlier one reuses its cached tokens and
   await runtime.generate({ messages: [system, { role: 'user', content: 'what is the model' }], maxTokens: 8 });
   const warm = await runtime.generate({ messages: question, maxTokens: 12 });
 
-  const cold = createLlamaCppRuntime({
-    modelPath,
-    maxThreads: 1,
-    gpu: 'off',
-    parallel: 1,
-    contextSize: 512,
-    batchSize: 512,
-    defaults: { temperature: 0, topP: 1, maxTokens: 16 },
-    logger: createLogger('warn'),
-  });
-  await cold.load();
+  const cold = await loadedRuntime(1);
   try {
     const fresh = await cold.generate({ messages: question, maxTokens: 12 });
     expect(fresh.cachedPromptTokens).toBe(0);
