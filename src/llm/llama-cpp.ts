@@ -1,17 +1,5 @@
 import { availableParallelism } from 'node:os';
-import {
-  type ChatHistoryItem,
-  type ChatWrapper,
-  getLlama,
-  JinjaTemplateChatWrapper,
-  type Llama,
-  LlamaChat,
-  type LlamaContext,
-  LlamaLogLevel,
-  type LlamaModel,
-  resolveChatWrapper,
-  type Token,
-} from 'node-llama-cpp';
+import type { ChatHistoryItem, ChatWrapper, Llama, LlamaChat, LlamaContext, LlamaModel, Token } from 'node-llama-cpp';
 import type { Logger } from '../core/logger.ts';
 import type {
   ChatMessage,
@@ -43,6 +31,13 @@ interface Slot {
   busy: boolean;
 }
 
+/**
+ * node-llama-cpp takes over half a second to import; it is loaded with the first model, so
+ * that `bertha up` answers /healthz without waiting for it.
+ */
+type NodeLlamaCpp = typeof import('node-llama-cpp');
+const nodeLlamaCpp = (): Promise<NodeLlamaCpp> => import('node-llama-cpp');
+
 const llamas = new Map<string, Promise<Llama>>();
 
 /** The native backend is process-wide; one instance per thread/GPU setting is shared by every runtime. */
@@ -50,18 +45,21 @@ function sharedLlama(maxThreads: number, gpu: LlamaCppRuntimeOptions['gpu'], log
   const key = `${maxThreads}:${gpu}`;
   let llama = llamas.get(key);
   if (!llama) {
-    llama = getLlama({
-      build: 'never',
-      gpu: gpu === 'off' ? false : gpu,
-      maxThreads,
-      logLevel: LlamaLogLevel.warn,
-      logger: (level, message) => {
-        const text = message.trim();
-        if (!text) return;
-        if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) logger.error({ llama: text }, 'llama.cpp');
-        else logger.warn({ llama: text }, 'llama.cpp');
-      },
-    });
+    llama = nodeLlamaCpp().then(({ getLlama, LlamaLogLevel }) =>
+      getLlama({
+        build: 'never',
+        gpu: gpu === 'off' ? false : gpu,
+        maxThreads,
+        logLevel: LlamaLogLevel.warn,
+        logger: (level, message) => {
+          const text = message.trim();
+          if (!text) return;
+          if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal)
+            logger.error({ llama: text }, 'llama.cpp');
+          else logger.warn({ llama: text }, 'llama.cpp');
+        },
+      }),
+    );
     llamas.set(key, llama);
     llama.catch(() => llamas.delete(key));
   }
@@ -79,7 +77,11 @@ export function toChatHistory(messages: ChatMessage[]): ChatHistoryItem[] {
   return history;
 }
 
-function chatWrapperFor(model: LlamaModel, fallbackTemplate: string | undefined): ChatWrapper {
+function chatWrapperFor(
+  { JinjaTemplateChatWrapper, resolveChatWrapper }: NodeLlamaCpp,
+  model: LlamaModel,
+  fallbackTemplate: string | undefined,
+): ChatWrapper {
   const ownTemplate = model.fileInfo.metadata.tokenizer?.chat_template;
   if (!ownTemplate && fallbackTemplate) return new JinjaTemplateChatWrapper({ template: fallbackTemplate });
   // Reads `tokenizer.chat_template` from the GGUF metadata and maps well-known templates
@@ -121,11 +123,12 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
           : {}),
         ...(signal ? { createSignal: signal } : {}),
       });
-      chatWrapper = chatWrapperFor(model, options.fallbackChatTemplate);
+      const llamaCpp = await nodeLlamaCpp();
+      chatWrapper = chatWrapperFor(llamaCpp, model, options.fallbackChatTemplate);
       const wrapper = chatWrapper;
       const ctx = context;
       slots = Array.from({ length: options.parallel }, () => ({
-        chat: new LlamaChat({ contextSequence: ctx.getSequence(), chatWrapper: wrapper }),
+        chat: new llamaCpp.LlamaChat({ contextSequence: ctx.getSequence(), chatWrapper: wrapper }),
         busy: false,
         clearing: undefined,
       }));

@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { readGgufFileInfo } from 'node-llama-cpp';
 import { BerthaError, ValidationError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { ModelBundle } from '../models/index.ts';
@@ -69,6 +68,8 @@ export function expandCommand(command: readonly string[], inputs: CommandTrainer
 }
 
 async function ggufKind(file: string): Promise<'model' | 'adapter'> {
+  // Imported here, not at load: node-llama-cpp takes over half a second to import.
+  const { readGgufFileInfo } = await import('node-llama-cpp');
   const info = await readGgufFileInfo(file, { readTensorInfo: false, logWarnings: false });
   const general = (info.metadata as unknown as { general?: { type?: string } }).general;
   return general?.type === 'adapter' ? 'adapter' : 'model';
