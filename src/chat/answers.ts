@@ -1,3 +1,4 @@
+import type { Insertable, Selectable } from 'kysely';
 import type { AnswersTable, MetadataDb } from '../db/index.ts';
 import type { ChatMessage, FinishReason, GenerationParams } from '../llm/index.ts';
 
@@ -26,6 +27,7 @@ export interface AnswerRecord {
   finishReason: FinishReason | null;
   error: string | null;
   promptTokens: number;
+  cachedPromptTokens: number;
   completionTokens: number;
   ttftMs: number | null;
   latencyMs: number;
@@ -42,7 +44,7 @@ export interface AnswerStore {
   listConversation(conversationId: string): Promise<AnswerRecord[]>;
 }
 
-function toRow(answer: AnswerRecord): AnswersTable {
+function toRow(answer: AnswerRecord): Insertable<AnswersTable> {
   return {
     id: answer.id,
     conversation_id: answer.conversationId,
@@ -56,6 +58,7 @@ function toRow(answer: AnswerRecord): AnswersTable {
     status: answer.status,
     error: answer.error,
     prompt_tokens: answer.promptTokens,
+    cached_prompt_tokens: answer.cachedPromptTokens,
     completion_tokens: answer.completionTokens,
     ttft_ms: answer.ttftMs,
     latency_ms: answer.latencyMs,
@@ -66,7 +69,7 @@ function toRow(answer: AnswerRecord): AnswersTable {
   };
 }
 
-function fromRow(row: AnswersTable): AnswerRecord {
+function fromRow(row: Selectable<AnswersTable>): AnswerRecord {
   const { finishReason, ...params } = JSON.parse(row.params_json) as GenerationParams & {
     finishReason: FinishReason | null;
   };
@@ -84,6 +87,7 @@ function fromRow(row: AnswersTable): AnswerRecord {
     finishReason: finishReason ?? null,
     error: row.error,
     promptTokens: Number(row.prompt_tokens),
+    cachedPromptTokens: Number(row.cached_prompt_tokens),
     completionTokens: Number(row.completion_tokens),
     ttftMs: row.ttft_ms === null ? null : Number(row.ttft_ms),
     latencyMs: Number(row.latency_ms),

@@ -38,6 +38,7 @@ export interface ChatAnswer extends ChatStart {
   text: string;
   finishReason: FinishReason;
   promptTokens: number;
+  cachedPromptTokens: number;
   completionTokens: number;
   ttftMs: number | null;
   latencyMs: number;
@@ -296,6 +297,7 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
         finishReason,
         error: failureMessage,
         promptTokens,
+        cachedPromptTokens,
         completionTokens,
         ttftMs,
         latencyMs,
@@ -318,6 +320,7 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
         text,
         finishReason,
         promptTokens,
+        cachedPromptTokens,
         completionTokens,
         ttftMs,
         latencyMs,

@@ -38,6 +38,8 @@ export interface AnswersTable {
   status: string;
   error: string | null;
   prompt_tokens: number;
+  /** Of `prompt_tokens`, those the runtime reused from its cache. */
+  cached_prompt_tokens: Generated<number>;
   completion_tokens: number;
   ttft_ms: number | null;
   latency_ms: number;

@@ -50,6 +50,7 @@ export function createOpenAiRuntime(options: OpenAiRuntimeOptions): LlmRuntime {
       let text = '';
       let finishReason: FinishReason = 'stop';
       let promptTokens = 0;
+      let cachedPromptTokens = 0;
       let completionTokens = 0;
       let chunks = 0;
       try {
@@ -78,6 +79,7 @@ export function createOpenAiRuntime(options: OpenAiRuntimeOptions): LlmRuntime {
           if (choice?.finish_reason === 'length') finishReason = 'length';
           if (chunk.usage) {
             promptTokens = chunk.usage.prompt_tokens;
+            cachedPromptTokens = chunk.usage.prompt_tokens_details?.cached_tokens ?? 0;
             completionTokens = chunk.usage.completion_tokens;
           }
         }
@@ -91,6 +93,7 @@ export function createOpenAiRuntime(options: OpenAiRuntimeOptions): LlmRuntime {
         finishReason,
         prompt: JSON.stringify(request.messages),
         promptTokens,
+        cachedPromptTokens,
         // Servers that omit usage in streams still send one content delta per token.
         completionTokens: completionTokens || chunks,
         computeMs: performance.now() - started,

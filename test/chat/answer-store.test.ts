@@ -18,6 +18,7 @@ function answer(overrides: Partial<AnswerRecord>): AnswerRecord {
     finishReason: 'stop',
     error: null,
     promptTokens: 12,
+    cachedPromptTokens: 5,
     completionTokens: 3,
     ttftMs: 4.5,
     latencyMs: 20.25,

@@ -138,7 +138,11 @@ describe('streaming completions', () => {
     expect(chunks).toBeGreaterThan(3);
     expect(finish).toBe('length');
     expect(usage?.completion_tokens).toBe(16);
+    // An earlier test asked the same question: its prompt was still in a context sequence.
+    expect(usage?.prompt_tokens_details?.cached_tokens).toBeGreaterThan(0);
+    expect(usage?.prompt_tokens_details?.cached_tokens).toBeLessThan(usage?.prompt_tokens ?? 0);
     const record = await serving.bertha.answers.get(id);
+    expect(record?.cachedPromptTokens).toBe(usage?.prompt_tokens_details?.cached_tokens);
     expect(record?.answer).toBe(text);
     expect(record?.status).toBe('completed');
     expect(record?.completionTokens).toBe(16);

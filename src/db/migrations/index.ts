@@ -3,6 +3,7 @@ import type { SqlDialectName } from '../dialect.ts';
 import * as events from './0001_events.ts';
 import * as pipelineTriggers from './0002_pipeline_triggers.ts';
 import * as answers from './0010_answers.ts';
+import * as answerCachedTokens from './0011_answer_cached_tokens.ts';
 import * as feedback from './0020_feedback.ts';
 import * as knowledge from './0030_knowledge.ts';
 import * as objectSnapshots from './0031_object_snapshots.ts';
@@ -23,6 +24,7 @@ const ordered: Record<string, DialectMigration> = {
   '0001_events': events,
   '0002_pipeline_triggers': pipelineTriggers,
   '0010_answers': answers,
+  '0011_answer_cached_tokens': answerCachedTokens,
   '0020_feedback': feedback,
   '0030_knowledge': knowledge,
   '0031_object_snapshots': objectSnapshots,

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AnswerRecord, AnswerStore } from '../../chat/index.ts';
 import { NotFoundError } from '../../core/errors.ts';
+import { usageJson } from '../usage.ts';
 
 function answerJson(answer: AnswerRecord) {
   return {
@@ -16,11 +17,7 @@ function answerJson(answer: AnswerRecord) {
     answer: answer.answer,
     params: answer.params,
     sources: answer.sources,
-    usage: {
-      prompt_tokens: answer.promptTokens,
-      completion_tokens: answer.completionTokens,
-      total_tokens: answer.promptTokens + answer.completionTokens,
-    },
+    usage: usageJson(answer),
     ttft_ms: answer.ttftMs,
     latency_ms: answer.latencyMs,
     compute_ms: answer.computeMs,

@@ -4,6 +4,7 @@ import { type AnswerSource, type ChatService, type ChatStart, ModelNotFoundError
 import { UnavailableError } from '../../core/errors.ts';
 import type { ChatMessage, FinishReason } from '../../llm/index.ts';
 import { describeError } from '../http.ts';
+import { usageJson } from '../usage.ts';
 import { parseInput } from '../validate.ts';
 
 // Request shape after https://platform.openai.com/docs/api-reference/chat/create. Unknown
@@ -184,11 +185,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, chat: ChatService): v
               finish_reason: openAiFinishReason(answer.finishReason),
             },
           ],
-          usage: {
-            prompt_tokens: answer.promptTokens,
-            completion_tokens: answer.completionTokens,
-            total_tokens: answer.promptTokens + answer.completionTokens,
-          },
+          usage: usageJson(answer),
           conversation_id: answer.conversationId,
           model_version: answer.modelVersion,
           sources: sourcesJson(answer.sources),
@@ -209,12 +206,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, chat: ChatService): v
           `data: ${base},"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"${openAiFinishReason(answer.finishReason)}"}]}\n\n`,
         );
         if (body.stream_options?.include_usage) {
-          const usage = {
-            prompt_tokens: answer.promptTokens,
-            completion_tokens: answer.completionTokens,
-            total_tokens: answer.promptTokens + answer.completionTokens,
-          };
-          sse.write(`data: ${base},"choices":[],"usage":${JSON.stringify(usage)}}\n\n`);
+          sse.write(`data: ${base},"choices":[],"usage":${JSON.stringify(usageJson(answer))}}\n\n`);
         }
         sse.end();
         return reply;
