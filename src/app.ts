@@ -423,6 +423,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
     bus,
     rules: config.sensors,
     logger: logger.child({ component: 'sensors' }),
+    onPending: () => pipelineRunner.wake(),
   }).start();
   registerTriggerRoutes(http, db);
   // With Prometheus configured, its rules fire through Alertmanager and the gateway instead.

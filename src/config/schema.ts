@@ -290,8 +290,11 @@ export const pipelinesSchema = z
     runner: z.boolean().default(true),
     stepConcurrency: z.number().int().positive().default(4),
     maxConcurrentRuns: z.number().int().positive().default(4),
-    /** How often the runner looks for triggers, queued runs and cancel requests from other processes. */
-    pollIntervalMs: z.number().int().positive().default(25),
+    /**
+     * How often the runner looks for triggers, queued runs and cancel requests from other
+     * processes; triggers written in this process wake it at once.
+     */
+    pollIntervalMs: z.number().int().positive().default(250),
     /** A run whose runner has not renewed its lease for this long is resumed by another (crash, kill -9). */
     leaseMs: z.number().int().positive().default(15_000),
     schedules: z.array(pipelineScheduleSchema).default([]),

@@ -75,6 +75,8 @@ export function createSensors(options: {
   bus: EventBus;
   rules: SensorRule[];
   logger: Logger;
+  /** Called after a `pending` trigger is written, so a runner in this process claims it without waiting to poll. */
+  onPending?: () => void;
 }): Sensors {
   const { db, bus, rules, logger } = options;
   let queue: Promise<unknown> = Promise.resolve();
@@ -148,6 +150,7 @@ export function createSensors(options: {
         updated_at: decision.createdAt,
       })
       .execute();
+    if (decision.status === 'pending') options.onPending?.();
     const log = decision.status === 'failed' ? logger.warn.bind(logger) : logger.info.bind(logger);
     log(
       {

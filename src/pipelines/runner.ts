@@ -28,7 +28,10 @@ export interface LocalRunnerOptions {
   stepConcurrency: number;
   /** Runs this runner executes at once. */
   maxConcurrentRuns: number;
-  /** How often the runner looks for queued runs, triggers and cancel requests written by others. */
+  /**
+   * How often the runner looks for queued runs, triggers and cancel requests written by other
+   * processes, and renews its leases; work from this process wakes it at once.
+   */
   pollIntervalMs: number;
   /** A run whose owner has not renewed its lease for this long is taken over (crash, kill -9). */
   leaseMs: number;
@@ -54,6 +57,8 @@ export interface LocalRunner {
   retry(runId: string, fromStep?: string): Promise<RunRecord>;
   /** One pass of claiming triggers and runs; the poll loop calls it, tests may too. */
   tick(): Promise<void>;
+  /** Claims work now instead of at the next poll (a trigger was written in this process); nothing while stopped. */
+  wake(): void;
   /** Resolves once no run is executing here. */
   idle(): Promise<void>;
 }
@@ -553,6 +558,7 @@ export function createLocalRunner(options: LocalRunnerOptions): LocalRunner {
     },
 
     tick,
+    wake,
 
     async idle() {
       while (held.size > 0 || ticking) {

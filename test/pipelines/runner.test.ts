@@ -4,6 +4,8 @@ import { describe, expect, onTestFinished, test } from 'vitest';
 import { isoNow } from '../../src/core/ids.ts';
 import { createLogger } from '../../src/core/logger.ts';
 import type { MetadataDb } from '../../src/db/index.ts';
+import { createSensors } from '../../src/events/index.ts';
+import { createLocalEventBus } from '../../src/events/local-bus.ts';
 import { createFsObjectStore } from '../../src/objects/fs.ts';
 import { readObject } from '../../src/objects/index.ts';
 import { createLocalRunner, createRunStore, type RunRecord } from '../../src/pipelines/index.ts';
@@ -23,7 +25,7 @@ function calls(markers: string): string[] {
 for (const factory of dbFactories) {
   const available = await factory.available();
   describe.skipIf(!available)(`local pipeline runner on ${factory.name}`, () => {
-    async function setup(overrides: { stepConcurrency?: number; db?: MetadataDb } = {}) {
+    async function setup(overrides: { stepConcurrency?: number; db?: MetadataDb; pollIntervalMs?: number } = {}) {
       const db = overrides.db ?? (await factory.create());
       if (!overrides.db) onTestFinished(() => db.close());
       const dir = tempDir();
@@ -36,7 +38,7 @@ for (const factory of dbFactories) {
         logger: createLogger('silent'),
         stepConcurrency: overrides.stepConcurrency ?? 4,
         maxConcurrentRuns: 4,
-        pollIntervalMs: 20,
+        pollIntervalMs: overrides.pollIntervalMs ?? 20,
         leaseMs: 5_000,
       });
       runner.start();
@@ -171,6 +173,36 @@ for (const factory of dbFactories) {
         if (previous) expect(span.start >= previous.end).toBe(true);
       }
       expect(calls(dir)).toHaveLength(4);
+    });
+
+    test('a trigger a sensor writes in this process starts its run at once, not at the next poll', async () => {
+      const { store, db, runner } = await setup({ pollIntervalMs: 600_000 });
+      // The pass start() makes has found nothing; from here on only a wake can claim the trigger.
+      await runner.tick();
+      const bus = createLocalEventBus({ db, logger: createLogger('silent') });
+      const stop = createSensors({
+        db,
+        bus,
+        logger: createLogger('silent'),
+        rules: [
+          {
+            name: 'on-words',
+            event: 'words.arrived',
+            pipeline: 'word-stats',
+            params: { text: '{{payload.text}}' },
+            concurrencyKey: '',
+            debounceMs: 0,
+          },
+        ],
+        onPending: () => runner.wake(),
+      }).start();
+      onTestFinished(stop);
+      await bus.publish({ type: 'words.arrived', source: 'test', subject: 's', payload: { text: 'one two two' } });
+      const launched = await waitFor('the trigger to launch', async () => {
+        const row = await db.kysely.selectFrom('pipeline_triggers').selectAll().executeTakeFirst();
+        return row?.status === 'launched' ? row : undefined;
+      });
+      expect((await finished(store, launched.run_id as string)).status).toBe('succeeded');
     });
 
     test('a pending trigger starts a run and is marked launched with its run id', async () => {
