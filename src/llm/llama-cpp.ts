@@ -31,35 +31,32 @@ interface Slot {
   busy: boolean;
 }
 
-/**
- * node-llama-cpp takes over half a second to import; it is loaded with the first model, so
- * that `bertha up` answers /healthz without waiting for it.
- */
 type NodeLlamaCpp = typeof import('node-llama-cpp');
-const nodeLlamaCpp = (): Promise<NodeLlamaCpp> => import('node-llama-cpp');
 
 const llamas = new Map<string, Promise<Llama>>();
 
 /** The native backend is process-wide; one instance per thread/GPU setting is shared by every runtime. */
-function sharedLlama(maxThreads: number, gpu: LlamaCppRuntimeOptions['gpu'], logger: Logger): Promise<Llama> {
+function sharedLlama(
+  { getLlama, LlamaLogLevel }: NodeLlamaCpp,
+  maxThreads: number,
+  gpu: LlamaCppRuntimeOptions['gpu'],
+  logger: Logger,
+): Promise<Llama> {
   const key = `${maxThreads}:${gpu}`;
   let llama = llamas.get(key);
   if (!llama) {
-    llama = nodeLlamaCpp().then(({ getLlama, LlamaLogLevel }) =>
-      getLlama({
-        build: 'never',
-        gpu: gpu === 'off' ? false : gpu,
-        maxThreads,
-        logLevel: LlamaLogLevel.warn,
-        logger: (level, message) => {
-          const text = message.trim();
-          if (!text) return;
-          if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal)
-            logger.error({ llama: text }, 'llama.cpp');
-          else logger.warn({ llama: text }, 'llama.cpp');
-        },
-      }),
-    );
+    llama = getLlama({
+      build: 'never',
+      gpu: gpu === 'off' ? false : gpu,
+      maxThreads,
+      logLevel: LlamaLogLevel.warn,
+      logger: (level, message) => {
+        const text = message.trim();
+        if (!text) return;
+        if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) logger.error({ llama: text }, 'llama.cpp');
+        else logger.warn({ llama: text }, 'llama.cpp');
+      },
+    });
     llamas.set(key, llama);
     llama.catch(() => llamas.delete(key));
   }
@@ -104,7 +101,10 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
   async function load(signal?: AbortSignal): Promise<void> {
     state = { state: 'loading', detail: `loading ${options.modelPath}`, progress: 0 };
     try {
-      const llama = await sharedLlama(maxThreads, options.gpu, logger);
+      // Imported here, not at start-up: node-llama-cpp takes over half a second to import,
+      // and `bertha up` answers /healthz without waiting for it.
+      const llamaCpp: NodeLlamaCpp = await import('node-llama-cpp');
+      const llama = await sharedLlama(llamaCpp, maxThreads, options.gpu, logger);
       model = await llama.loadModel({
         modelPath: options.modelPath,
         ...(signal ? { loadSignal: signal } : {}),
@@ -123,14 +123,12 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
           : {}),
         ...(signal ? { createSignal: signal } : {}),
       });
-      const llamaCpp = await nodeLlamaCpp();
       chatWrapper = chatWrapperFor(llamaCpp, model, options.fallbackChatTemplate);
       const wrapper = chatWrapper;
       const ctx = context;
       slots = Array.from({ length: options.parallel }, () => ({
         chat: new llamaCpp.LlamaChat({ contextSequence: ctx.getSequence(), chatWrapper: wrapper }),
         busy: false,
-        clearing: undefined,
       }));
       state = {
         state: 'ready',
