@@ -7,12 +7,12 @@ import { createSqliteDb } from '../src/db/sqlite.ts';
 import { createLocalEventBus } from '../src/events/local-bus.ts';
 import { createSensors } from '../src/events/sensors.ts';
 import { createFsObjectStore } from '../src/objects/fs.ts';
+import { definePipeline } from '../src/pipelines/definition.ts';
 import {
   createLocalRunner,
   createPipelineCatalog,
   createRunStore,
   createStepHandlerRegistry,
-  definePipeline,
 } from '../src/pipelines/index.ts';
 import { percentile, reportFigures, round } from './stats.ts';
 
@@ -111,7 +111,7 @@ async function stepOverhead(): Promise<number> {
 async function eventToStep(): Promise<{ p50: number; p95: number }> {
   const bus = createLocalEventBus({ db, logger });
   const stop = createSensors({
-    db,
+    triggers: store.triggers,
     bus,
     logger,
     rules: [

@@ -22,6 +22,8 @@ export function accessFor(method: string, url: string): Access {
   const path = url.split('?')[0] ?? url;
   if (!path.startsWith('/v1/') && !path.startsWith('/api/')) return 'open';
   if (CHAT_ROUTES.has(`${method} ${path}`) || (method === 'GET' && /^\/v1\/models\/[^/]+$/.test(path))) return 'chat';
+  // The comment or correction that follows a thumbs vote (the store checks it is the voter's).
+  if (method === 'PATCH' && /^\/v1\/feedback\/[^/]+$/.test(path)) return 'chat';
   if (path === '/v1/auth/whoami') return 'open';
   if (path.startsWith('/v1/auth/')) return 'admin';
   if (READ_METHODS.has(method)) return 'viewer';

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { parseInput } from '../server/validate.ts';
+import { parseInput } from '../core/validate.ts';
 import type { AuthSettings } from './guard.ts';
 import type { ApiKeyStore } from './key-store.ts';
 import { ROLES } from './roles.ts';

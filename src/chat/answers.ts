@@ -1,6 +1,8 @@
 import type { Insertable, Selectable } from 'kysely';
 import type { AnswersTable, MetadataDb } from '../db/index.ts';
 import type { ChatMessage, FinishReason, GenerationParams } from '../llm/index.ts';
+import { NOTHING_TRIMMED, type PromptTrim } from './context-budget.ts';
+import type { AnswerProvenance } from './provenance.ts';
 
 /** Where a passage in the prompt came from; stored with the answer so feedback traces to data. */
 export interface AnswerSource {
@@ -23,6 +25,9 @@ export interface AnswerRecord {
   answer: string;
   params: GenerationParams;
   sources: AnswerSource[];
+  trimmed: PromptTrim;
+  /** What produced the answer; absent on answers recorded before it was kept. */
+  provenance?: AnswerProvenance | undefined;
   status: AnswerStatus;
   finishReason: FinishReason | null;
   error: string | null;
@@ -55,6 +60,8 @@ function toRow(answer: AnswerRecord): Insertable<AnswersTable> {
     answer: answer.answer,
     params_json: JSON.stringify({ ...answer.params, finishReason: answer.finishReason }),
     sources_json: JSON.stringify(answer.sources),
+    trimmed_json: JSON.stringify(answer.trimmed),
+    provenance_json: answer.provenance ? JSON.stringify(answer.provenance) : null,
     status: answer.status,
     error: answer.error,
     prompt_tokens: answer.promptTokens,
@@ -83,6 +90,8 @@ function fromRow(row: Selectable<AnswersTable>): AnswerRecord {
     answer: row.answer,
     params,
     sources: JSON.parse(row.sources_json) as AnswerSource[],
+    trimmed: row.trimmed_json ? (JSON.parse(row.trimmed_json) as PromptTrim) : NOTHING_TRIMMED,
+    ...(row.provenance_json ? { provenance: JSON.parse(row.provenance_json) as AnswerProvenance } : {}),
     status: row.status as AnswerStatus,
     finishReason: finishReason ?? null,
     error: row.error,

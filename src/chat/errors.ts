@@ -31,3 +31,25 @@ export class RequestCancelledError extends BerthaError {
     super('cancelled', 'request cancelled by the client', 499);
   }
 }
+
+/** The system prompt and the latest message alone leave no room for an answer (OpenAI's `context_length_exceeded`). */
+export class ContextLengthExceededError extends BerthaError {
+  constructor(contextSize: number, promptTokens: number) {
+    super(
+      'context_length_exceeded',
+      `This model's maximum context length is ${contextSize} tokens, but the system prompt and the last message alone take ${promptTokens} tokens; shorten the messages.`,
+      400,
+      { param: 'messages', contextSize, promptTokens },
+    );
+  }
+}
+
+/**
+ * A request field this server does not honour (OpenAI's `unsupported_parameter`): refused,
+ * not ignored, so that a client never takes an answer for one that followed it.
+ */
+export class UnsupportedParameterError extends BerthaError {
+  constructor(param: string, reason: string) {
+    super('unsupported_parameter', `invalid request body: ${param}: ${reason}`, 400, { param });
+  }
+}

@@ -7,8 +7,13 @@ export interface PromptSettings {
   contextTemplate: string;
 }
 
-function numberedPassages(chunks: RetrievedChunk[]): string {
-  return chunks.map((chunk, index) => `[${index + 1}] (${chunk.documentKey})\n${chunk.text.trim()}`).join('\n\n');
+/** What the prompt shows of a passage: its text, and where it came from when known. */
+export type PromptPassage = Pick<RetrievedChunk, 'text'> & { documentKey?: string | undefined };
+
+function numberedPassages(chunks: PromptPassage[]): string {
+  return chunks
+    .map((chunk, index) => `[${index + 1}]${chunk.documentKey ? ` (${chunk.documentKey})` : ''}\n${chunk.text.trim()}`)
+    .join('\n\n');
 }
 
 /** The text retrieval searches with: the latest user turn. */
@@ -27,7 +32,7 @@ export function retrievalQuery(messages: ChatMessage[]): string {
  */
 export function buildPromptMessages(
   messages: ChatMessage[],
-  chunks: RetrievedChunk[],
+  chunks: PromptPassage[],
   settings: PromptSettings,
 ): ChatMessage[] {
   const context = numberedPassages(chunks);

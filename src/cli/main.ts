@@ -5,14 +5,18 @@ import { registerAuthCommand } from './commands/auth.ts';
 import { registerConfigCommand } from './commands/config.ts';
 import { registerDeployCommand } from './commands/deploy.ts';
 import { registerIngestCommand } from './commands/ingest.ts';
+import { registerLineageCommand } from './commands/lineage.ts';
 import { registerModelCommand } from './commands/model.ts';
 import { registerModelsCommand } from './commands/models.ts';
 import { registerMonitorCommand } from './commands/monitor.ts';
 import { registerPipelineCommand } from './commands/pipeline.ts';
+import { registerRolloutCommand } from './commands/rollout.ts';
 import { registerRunsCommand } from './commands/runs.ts';
+import { registerServeCommand } from './commands/serve.ts';
 import { registerStepCommand } from './commands/step.ts';
 import { registerTrainCommand } from './commands/train.ts';
 import { registerUpCommand } from './commands/up.ts';
+import { registerWorkerCommand } from './commands/worker.ts';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -31,6 +35,8 @@ export function buildProgram(): Command {
     .option('--set <key=value>', 'override any config key, e.g. --set log.level=debug (repeatable)', collect)
     .showHelpAfterError();
   registerUpCommand(program);
+  registerServeCommand(program);
+  registerWorkerCommand(program);
   registerConfigCommand(program);
   registerIngestCommand(program);
   registerAuthCommand(program);
@@ -39,7 +45,9 @@ export function buildProgram(): Command {
   registerPipelineCommand(program);
   registerStepCommand(program);
   registerModelsCommand(program);
+  registerRolloutCommand(program);
   registerRunsCommand(program);
+  registerLineageCommand(program);
   registerDeployCommand(program);
   registerTrainCommand(program);
   return program;

@@ -31,6 +31,25 @@ const ENV_ALIASES: Record<string, string> = {
   BERTHA_MODEL: 'serving.model',
 };
 
+/**
+ * `BERTHA_*` names that are not settings, so an unknown name is not an error for them: the
+ * config file's own variable, the key the CLI presents to a server with auth (`BERTHA_API_KEY`,
+ * a credential of the client, not of the server), the test suite's (`BERTHA_TEST_POSTGRES_URL`,
+ * `BERTHA_TEST_MILVUS_ADDRESS`), and the service links Kubernetes puts in every pod of a
+ * namespace with a Service named `bertha` (`BERTHA_SERVICE_HOST`, `BERTHA_PORT_8080_TCP_ADDR`,
+ * `BERTHA_PORT=tcp://10.0.0.11:8080`; kubernetes.io, Service, "Environment variables").
+ */
+function isNotASetting(name: string, value: string): boolean {
+  return (
+    name === 'BERTHA_CONFIG' ||
+    name === 'BERTHA_API_KEY' ||
+    name.startsWith('BERTHA_TEST_') ||
+    /^BERTHA_SERVICE_(HOST|PORT)(_\w+)?$/.test(name) ||
+    /^BERTHA_PORT_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?$/.test(name) ||
+    (name === 'BERTHA_PORT' && /^(tcp|udp|sctp):\/\//.test(value))
+  );
+}
+
 type Leaf = { path: string; takesRawString: boolean };
 
 function unwrap(schema: z.ZodType): z.ZodType {
@@ -62,6 +81,45 @@ export function envNameFor(configPath: string): string {
 }
 
 const LEAVES = new Map(leavesOf(configSchema).map((leaf) => [leaf.path, leaf]));
+
+/** Every environment name that sets a key, with the key's path. */
+const ENV_SETTINGS = new Map<string, string>([
+  ...[...LEAVES.keys()].map((leaf): [string, string] => [envNameFor(leaf), leaf]),
+  ...Object.entries(ENV_ALIASES),
+]);
+
+/** Every key path of the schema, leaves and the objects above them. */
+const KEY_PATHS = new Set(
+  [...LEAVES.keys()].flatMap((leaf) => leaf.split('.').map((_, i, keys) => keys.slice(0, i + 1).join('.'))),
+);
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, substitution);
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
+}
+
+/** The known name nearest to a misspelt one, if one is near enough to be what was meant. */
+function closest(name: string, known: Iterable<string>): string | undefined {
+  let best: { name: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const distance = editDistance(name, candidate);
+    if (!best || distance < best.distance) best = { name: candidate, distance };
+  }
+  return best && best.distance <= Math.max(2, Math.floor(name.length / 4)) ? best.name : undefined;
+}
+
+function unknownSetting(name: string, known: Iterable<string>): string {
+  const suggestion = closest(name, known);
+  return `${name}: unknown setting${suggestion ? ` (did you mean ${suggestion}?)` : ''}`;
+}
 
 function scalar(configPath: string, raw: string): unknown {
   const leaf = LEAVES.get(configPath);
@@ -108,8 +166,9 @@ function readYaml(file: string): Record<string, unknown> {
 function describeIssue(issue: z.core.$ZodIssue): string {
   const where = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
   if (issue.code === 'unrecognized_keys') {
-    const keys = issue.keys.map((key) => [...issue.path, key].join('.'));
-    return `${keys.join(', ')}: unknown setting`;
+    const prefix = issue.path.length > 0 ? `${issue.path.join('.')}.` : '';
+    const siblings = [...KEY_PATHS].filter((key) => key.startsWith(prefix) && !key.includes('.', prefix.length));
+    return issue.keys.map((key) => unknownSetting([...issue.path, key].join('.'), siblings)).join(', ');
   }
   return `${where}: ${issue.message}`;
 }
@@ -131,10 +190,16 @@ export function loadConfig(
   }
   const raw: Record<string, unknown> = file ? readYaml(file) : {};
 
+  const unknownNames: string[] = [];
   for (const [name, value] of Object.entries(env)) {
-    if (value === undefined || !name.startsWith('BERTHA_') || name === 'BERTHA_CONFIG') continue;
-    const configPath = ENV_ALIASES[name] ?? [...LEAVES.keys()].find((leaf) => envNameFor(leaf) === name);
+    if (value === undefined || !name.startsWith('BERTHA_') || isNotASetting(name, value)) continue;
+    const configPath = ENV_SETTINGS.get(name);
     if (configPath) setPath(raw, configPath, scalar(configPath, value));
+    else unknownNames.push(name);
+  }
+  if (unknownNames.length > 0) {
+    const problems = unknownNames.map((name) => unknownSetting(name, ENV_SETTINGS.keys()));
+    throw new ConfigError(`invalid environment: ${problems.join('; ')}`, { variables: unknownNames });
   }
 
   if (flags.port !== undefined) setPath(raw, 'server.port', scalar('server.port', String(flags.port)));

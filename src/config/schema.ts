@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { commandTrainerSchema } from '../train/command-spec.ts';
+import { commandTrainerSchema } from './command-trainer.ts';
 
 /**
  * The one schema of `bertha.yaml`. Every section is strict so that a misspelt key fails
@@ -91,17 +91,25 @@ export const servingSchema = z
       .default({ temperature: 0.7, topP: 0.95, maxTokens: 512 }),
     llamaCpp: z
       .object({
-        /** CPU threads; 0 means one per core (node-llama-cpp's own default of 4 ran 17x slower on 2 cores). */
-        maxThreads: z.number().int().min(0).default(0),
+        /**
+         * CPU threads. `auto`: the fastest of 1, 2, half and all cores, timed at a model's first
+         * load and stored under the data dir (one thread beat two on a 27M model on 2 cores, two
+         * beat one on a 309M model). 0: one per core (node-llama-cpp's own default of 4 ran 17x
+         * slower on 2 cores).
+         */
+        maxThreads: z.union([z.literal('auto'), z.number().int().min(0)]).default('auto'),
         gpu: z.enum(['auto', 'cuda', 'vulkan', 'metal', 'off']).default('auto'),
         /** Concurrent generations: one context sequence each. */
         parallel: z.number().int().min(1).max(64).default(2),
-        /** Context tokens per sequence. */
-        contextSize: z.number().int().min(64).default(4096),
+        /**
+         * Context tokens per sequence. 0: the model's training context, at most 4096. A value
+         * above the training context is honoured, with a warning at load.
+         */
+        contextSize: z.union([z.literal(0), z.number().int().min(64)]).default(0),
         batchSize: z.number().int().min(1).default(512),
       })
       .strict()
-      .default({ maxThreads: 0, gpu: 'auto', parallel: 2, contextSize: 4096, batchSize: 512 }),
+      .default({ maxThreads: 'auto', gpu: 'auto', parallel: 2, contextSize: 0, batchSize: 512 }),
     /** Any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, OpenAI); used when `model` is empty and `model` here is set. */
     upstream: z
       .object({
@@ -304,7 +312,11 @@ export const pipelinesSchema = z
 
 export const trackingSchema = z
   .object({
-    /** A remote MLflow server for pipeline steps and the CLI; empty = Bertha's own embedded server. */
+    /**
+     * A remote MLflow server where pipeline steps record their runs (params, metrics, datasets,
+     * artifacts) and the CLI's `runs` commands read; empty = Bertha's own embedded server. The
+     * registry whose aliases decide what is served stays Bertha's own.
+     */
     uri: z.string().default(''),
     /** Bearer token for the remote MLflow (`MLFLOW_TRACKING_TOKEN`). */
     token: z.string().default(''),
@@ -332,6 +344,36 @@ export const objectsSchema = z
     pollIntervalMs: z.number().int().min(0).default(0),
     /** Bearer token MinIO/S3 bucket notifications must send to `POST /events/s3`; empty disables the route. */
     notificationToken: z.string().default(''),
+  })
+  .strict();
+
+export const eventsSchema = z
+  .object({
+    /**
+     * `local`: in-process, for one Bertha process. `nats`: NATS JetStream, so every process of
+     * a deployment sees every event and shares the work of the sensors.
+     */
+    bus: z.enum(['local', 'nats']).default('local'),
+    nats: z
+      .object({
+        /** Comma-separated NATS URLs. */
+        servers: z.string().min(1).default('nats://127.0.0.1:4222'),
+        /** The JetStream stream that holds the events; created or updated at start. */
+        stream: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, `_` and `-`')
+          .default('BERTHA_EVENTS'),
+        /**
+         * Events of type `t` go to subject `<subjectPrefix>.t`. Streams on one NATS may not share
+         * subjects: deployments sharing a server each need their own stream and prefix.
+         */
+        subjectPrefix: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'dot-separated letters, digits, `_` and `-`')
+          .default('bertha.events'),
+      })
+      .strict()
+      .default({ servers: 'nats://127.0.0.1:4222', stream: 'BERTHA_EVENTS', subjectPrefix: 'bertha.events' }),
   })
   .strict();
 
@@ -371,11 +413,32 @@ export const milvusSchema = z
   })
   .strict();
 
+/** The knowledge base in PostgreSQL, shared by every replica (vectorStore: postgres). */
+export const postgresVectorsSchema = z
+  .object({
+    /** Connection URL; empty: `database.url` when the metadata database is PostgreSQL. */
+    url: z.string().default(''),
+    /** Schema of the chunk tables; empty: `database.schema` when the metadata database is PostgreSQL, else `public`. */
+    schema: z
+      .string()
+      .regex(/^([a-z_][a-z0-9_]*)?$/, 'a lower-case SQL identifier')
+      .default(''),
+    /** Text search configuration of full-text search: `simple` (no stemming, any language), `english`, ... */
+    language: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]*$/, 'a lower-case SQL identifier')
+      .default('simple'),
+    poolSize: z.number().int().positive().default(4),
+  })
+  .strict();
+
 export const knowledgeSchema = z
   .object({
-    vectorStore: z.enum(['lancedb', 'milvus']).default('lancedb'),
+    /** lancedb: embedded, one process. postgres: shared by replicas. milvus: large scale. */
+    vectorStore: z.enum(['lancedb', 'postgres', 'milvus']).default('lancedb'),
     /** LanceDB folder (default `<dataDir>/vectors`). */
     lancedbPath: z.string().default(''),
+    postgres: postgresVectorsSchema.default(postgresVectorsSchema.parse({})),
     milvus: milvusSchema.default(milvusSchema.parse({})),
     embedder: embedderSchema.default(embedderSchema.parse({})),
     /** Largest chunk in characters; sentences are kept whole where they fit. */
@@ -414,15 +477,116 @@ export const trainerSchema = z
         alpha: z.number().positive().default(16),
         learningRate: z.number().positive().max(1).default(1e-2),
         batchSize: z.number().int().min(1).max(256).default(4),
+        /**
+         * Share of the dataset held out (by a hash of each example's id) for the gate's domain,
+         * perplexity and generative suites; a small knowledge base may need more than 0.1 to
+         * reach `evaluation.gate.minItems`.
+         */
+        validationFraction: z.number().min(0).lt(1).default(0.1),
       })
       .strict()
-      .default({ steps: 100, rank: 8, alpha: 16, learningRate: 1e-2, batchSize: 4 }),
+      .default({ steps: 100, rank: 8, alpha: 16, learningRate: 1e-2, batchSize: 4, validationFraction: 0.1 }),
     /**
-     * An external trainer (`CommandTrainerSpec` of src/train/command-spec.ts, contract in
+     * An external trainer (`CommandTrainerSpec`, ./command-trainer.ts; contract in
      * docs/training.md): when set, retraining runs it instead of the built-in LoRA, which is
      * the only way to retrain a GGUF Bertha did not train (Llama 2 7B, say).
      */
     command: commandTrainerSchema.optional(),
+  })
+  .strict();
+
+/** Suites the gate can decide on: the benchmarks and the generative evaluations (docs/loop.md). */
+const GATE_SUITES = [
+  'benchmark-domain',
+  'benchmark-gold',
+  'hallucination-eval',
+  'factcheck-eval',
+  'subject-matter-eval',
+] as const;
+
+const evaluationSchema = z
+  .object({
+    /** The promotion gate over champion and challenger scored on the same items (docs/loop.md). */
+    gate: z
+      .object({
+        /** Suite the challenger must win on; never perplexity. */
+        primary: z.enum(GATE_SUITES).default('benchmark-domain'),
+        /** Mean per-item accuracy gain the interval's lower bound must exceed. */
+        margin: z.number().min(-1).max(1).default(0),
+        /** Suites that must not get worse beyond their tolerance. */
+        guards: z
+          .array(
+            z
+              .object({
+                suite: z.enum([...GATE_SUITES, 'heldout-perplexity']),
+                tolerance: z.number().min(0).max(1),
+              })
+              .strict(),
+          )
+          .default([{ suite: 'benchmark-gold', tolerance: 0.05 }]),
+        minItems: z.number().int().min(1).default(20),
+        confidence: z.number().gt(0.5).lt(1).default(0.95),
+        resamples: z.number().int().min(100).max(100_000).default(2000),
+        seed: z.number().int().default(1),
+      })
+      .strict()
+      .default({
+        primary: 'benchmark-domain',
+        margin: 0,
+        guards: [{ suite: 'benchmark-gold', tolerance: 0.05 }],
+        minItems: 20,
+        confidence: 0.95,
+        resamples: 2000,
+        seed: 1,
+      }),
+    /** Most cloze items benchmark-domain builds from held-out knowledge. */
+    domainItems: z.number().int().min(1).max(10_000).default(200),
+    /**
+     * The in-context challenger: the base model with this many approved answers from the
+     * training feedback in its system prompt, gated beside the retrained model; 0: no prompt arm.
+     */
+    promptArm: z
+      .object({ examples: z.number().int().min(0).max(32).default(4) })
+      .strict()
+      .default({ examples: 4 }),
+    /** Most questions the generative suites (hallucination-, factcheck-, subject-matter-eval) answer; 0: none. */
+    generativeItems: z.number().int().min(0).max(10_000).default(50),
+    /** Tokens a generated answer may have (greedy, temperature 0). */
+    maxAnswerTokens: z.number().int().min(1).max(8192).default(128),
+    /** Lexical faithfulness: share of a statement's content words a passage sentence must hold to support it. */
+    supportThreshold: z.number().gt(0).max(1).default(0.6),
+    /** subject-matter-eval: an answer is correct when its token F1 against the reference reaches this. */
+    correctF1: z.number().gt(0).max(1).default(0.5),
+    /**
+     * An LLM judge for faithfulness (any OpenAI-compatible server); when `baseUrl` is set it
+     * replaces the lexical proxy in hallucination-eval. Verdicts are cached in the database.
+     */
+    judge: z
+      .object({
+        /** e.g. `http://127.0.0.1:8000/v1`; empty: no judge. */
+        baseUrl: z.string().default(''),
+        model: z.string().default(''),
+        apiKey: z.string().default(''),
+        timeoutMs: z.number().int().positive().default(60_000),
+        /** Judge requests at once. */
+        parallel: z.number().int().min(1).max(64).default(4),
+      })
+      .strict()
+      .default({ baseUrl: '', model: '', apiKey: '', timeoutMs: 60_000, parallel: 4 }),
+  })
+  .strict();
+
+const rolloutSchema = z
+  .object({
+    /** Challenger shares of new conversations, increasing; after the last the challenger is promoted. */
+    steps: z.array(z.number().gt(0).lt(1)).min(1).default([0.1, 0.5]),
+    minVotes: z.number().int().min(1).default(20),
+    minAnswers: z.number().int().min(1).default(20),
+    confidence: z.number().gt(0.5).lt(1).default(0.95),
+    downRateTolerance: z.number().min(0).max(1).default(0.05),
+    errorRateTolerance: z.number().min(0).max(1).default(0.05),
+    /** How often the controller looks at the running canary. */
+    intervalMs: z.number().int().min(100).default(10_000),
   })
   .strict();
 
@@ -434,6 +598,7 @@ export const configSchema = z
     database: databaseSchema.default(databaseSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
     objects: objectsSchema.default(objectsSchema.parse({})),
+    events: eventsSchema.default(eventsSchema.parse({})),
     auth: authSchema.default(authSchema.parse({})),
     serving: servingSchema.default(servingSchema.parse({})),
     monitor: monitorSchema.default(monitorSchema.parse({})),
@@ -442,6 +607,8 @@ export const configSchema = z
     tracking: trackingSchema.default(trackingSchema.parse({})),
     knowledge: knowledgeSchema.default(knowledgeSchema.parse({})),
     trainer: trainerSchema.default(trainerSchema.parse({})),
+    evaluation: evaluationSchema.default(evaluationSchema.parse({})),
+    rollout: rolloutSchema.default(rolloutSchema.parse({})),
   })
   .strict();
 

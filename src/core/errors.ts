@@ -57,3 +57,10 @@ export class UnavailableError extends BerthaError {
     this.retryAfterSeconds = retryAfterSeconds;
   }
 }
+
+/** The configured adapter cannot do what was asked (e.g. log-likelihoods from an upstream without them). */
+export class UnsupportedError extends BerthaError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('unsupported', message, 501, details);
+  }
+}

@@ -2,6 +2,7 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { MetadataDb } from './index.ts';
 import { runMigrations } from './migrate.ts';
+import { resilientPool } from './pg-pool.ts';
 import type { Database } from './schema.ts';
 
 export interface PostgresDbOptions {
@@ -20,14 +21,19 @@ export interface PostgresDbOptions {
 export const SCHEMA_CHANGE_LOCK = 7_362_418_201;
 
 export function createPostgresDb(options: PostgresDbOptions): MetadataDb {
-  const pool = new pg.Pool({
-    connectionString: options.url,
-    max: options.poolSize,
-    // Every pooled connection resolves unqualified table names in Bertha's schema. Parallel
-    // query buys nothing for these short statements, and its workers were seen failing to
-    // resolve a schema created moments before by another connection.
-    options: `-c search_path=${options.schema} -c max_parallel_workers_per_gather=0`,
-  });
+  // An idle connection that dies (PostgreSQL restarting) is dropped by the pool and the next
+  // query opens a new one.
+  const pool = resilientPool(
+    {
+      connectionString: options.url,
+      max: options.poolSize,
+      // Every pooled connection resolves unqualified table names in Bertha's schema. Parallel
+      // query buys nothing for these short statements, and its workers were seen failing to
+      // resolve a schema created moments before by another connection.
+      options: `-c search_path=${options.schema} -c max_parallel_workers_per_gather=0`,
+    },
+    () => undefined,
+  );
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     dialect: 'postgres',
@@ -35,6 +41,8 @@ export function createPostgresDb(options: PostgresDbOptions): MetadataDb {
     migrate: async () => {
       // A client of its own: with a pool of one, migrations would wait behind the lock holder.
       const lock = new pg.Client({ connectionString: options.url });
+      // Ended under us, the lock's next query fails; unheard, the error would end the process.
+      lock.on('error', () => undefined);
       await lock.connect();
       try {
         await lock.query('select pg_advisory_lock($1)', [SCHEMA_CHANGE_LOCK]);

@@ -16,6 +16,8 @@ export interface EventsTable {
   dedupe_key: string | null;
   payload_json: string;
   created_at: string;
+  /** 0 while the NATS bus has not had the event accepted by the broker (its outbox); 1 otherwise. */
+  sent: Generated<number>;
 }
 
 /** A chat completion as served: what was asked, what was answered, by which model bundle, from which sources. */
@@ -34,6 +36,13 @@ export interface AnswersTable {
   params_json: string;
   /** Retrieved chunks: document id, document version, chunk id, score. */
   sources_json: string;
+  /** What the context budget left out of the prompt; null on rows older than the budget. */
+  trimmed_json: string | null;
+  /**
+   * What produced the answer (file digests of base and adapters, template digest, effective
+   * generation and retrieval settings, document versions used); null on older rows.
+   */
+  provenance_json: string | null;
   /** `completed`, `cancelled` or `failed`. */
   status: string;
   error: string | null;
@@ -337,6 +346,48 @@ export interface ObjectSnapshotsTable {
   seen_at: string;
 }
 
+/** Singleton work of a deployment and the process doing it until `expires_at` (migration 0100). */
+export interface LeasesTable {
+  name: string;
+  holder: string;
+  expires_at: string;
+}
+
+export interface RolloutsTable {
+  id: string;
+  /** Registered model whose champion alias the rollout moves on promotion. */
+  model: string;
+  /** Registry versions as `<model>/<n>`. */
+  champion_version: string;
+  challenger_version: string;
+  /** `running`, `promoted`, `rolled_back`. */
+  status: string;
+  /** Index into the configured traffic steps. */
+  step: number;
+  /** The challenger's share of new conversations, 0..1. */
+  share: number;
+  step_started_at: string;
+  /** Why it ended (or was last held back). */
+  reason: string | null;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
+}
+
+export interface RolloutDecisionsTable {
+  id: string;
+  rollout_id: string;
+  /** `start`, `wait`, `step`, `promote`, `rollback`. */
+  kind: string;
+  step: number;
+  share_before: number;
+  share_after: number;
+  reason: string;
+  /** Both arms' answers, errors and votes, and the posterior probabilities decided on. */
+  evidence_json: string;
+  created_at: string;
+}
+
 export interface Database {
   events: EventsTable;
   answers: AnswersTable;
@@ -365,4 +416,7 @@ export interface Database {
   documents: DocumentsTable;
   chunks: ChunksTable;
   object_snapshots: ObjectSnapshotsTable;
+  leases: LeasesTable;
+  rollouts: RolloutsTable;
+  rollout_decisions: RolloutDecisionsTable;
 }

@@ -1,3 +1,5 @@
+import type { NewestFirstPage } from '../core/paging.ts';
+
 /** Something that happened that other parts of the loop react to: an alert, an upload, a run finishing. */
 export interface BerthaEvent<Payload = unknown> {
   id: string;
@@ -28,26 +30,45 @@ export interface PublishResult<Payload = unknown> {
 
 export type EventHandler = (event: BerthaEvent) => void | Promise<void>;
 
-export interface EventFilter {
+export interface SubscribeOptions {
+  /**
+   * Handlers subscribed under the same group and type share the work: each event runs one of
+   * them in the whole deployment, one event of the type at a time (at least once: a throw
+   * means a later redelivery). Without a group, every process's handler runs for every event.
+   * One process has nothing to share.
+   */
+  group?: string | undefined;
+}
+
+export interface EventFilter extends NewestFirstPage {
   type?: string | undefined;
   subject?: string | undefined;
   /** Only events created at or after this ISO time. */
   since?: string | undefined;
-  /** Only events with an id lower than this one (paging backwards). */
-  before?: string | undefined;
-  limit?: number | undefined;
+  /**
+   * Only events with an id greater than this one (paging forwards, and a stream client's
+   * `Last-Event-ID`); the list is then oldest first.
+   */
+  after?: string | undefined;
 }
 
 /**
  * The event bus port. Every event is stored before subscribers see it, so the record of
- * what happened survives a crash even when a subscriber did not get to run.
+ * what happened survives a crash even when a subscriber did not get to run. The events one
+ * process publishes reach subscribers in strictly increasing id order, and it never stores
+ * an event after one with a greater id: a reader that resumes after an id misses nothing.
  */
 export interface EventBus {
   publish<Payload>(input: PublishInput<Payload>): Promise<PublishResult<Payload>>;
   /** `type` may be `*` for every event. Returns the unsubscribe function. */
-  subscribe(type: string, handler: EventHandler): () => void;
+  subscribe(type: string, handler: EventHandler, options?: SubscribeOptions): () => void;
   list(filter?: EventFilter): Promise<BerthaEvent[]>;
   get(id: string): Promise<BerthaEvent | undefined>;
-  /** Resolves when every dispatched handler has settled (used by shutdown and tests). */
+  /**
+   * Resolves when the events this process published have reached its subscribers and every
+   * handler has settled (used by shutdown, the CLI and tests).
+   */
   drain(): Promise<void>;
+  /** Stops delivery and lets in-flight handlers settle; the bus is unusable after. */
+  close(): Promise<void>;
 }

@@ -1,4 +1,5 @@
 import { unsafeKeyReason } from '../objects/index.ts';
+import type { ObjectEventType } from './object-events.ts';
 
 /**
  * One record of an S3 event notification, as AWS S3 and MinIO send them
@@ -15,7 +16,7 @@ export interface S3EventRecord {
 }
 
 export interface ObjectChange {
-  type: 'object.created' | 'object.removed';
+  type: ObjectEventType;
   bucket: string;
   /** The decoded key, relative to the store's prefix. */
   key: string;

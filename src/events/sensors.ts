@@ -1,6 +1,6 @@
-import { isoNow, newId } from '../core/ids.ts';
+import { createHash } from 'node:crypto';
+import { isoNow } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
-import type { MetadataDb } from '../db/index.ts';
 import type { BerthaEvent, EventBus } from './bus.ts';
 
 /** One sensor: an event type mapped to a pipeline with parameters (Argo Events' Sensor + trigger). */
@@ -15,7 +15,7 @@ export interface SensorRule {
   debounceMs: number;
 }
 
-export type TriggerStatus = 'pending' | 'skipped' | 'failed';
+export type TriggerDecisionStatus = 'pending' | 'skipped' | 'failed';
 
 export interface TriggerDecision {
   id: string;
@@ -24,19 +24,58 @@ export interface TriggerDecision {
   pipeline: string;
   params: Record<string, string>;
   concurrencyKey: string | null;
-  status: TriggerStatus;
+  status: TriggerDecisionStatus;
   reason: string | null;
   createdAt: string;
 }
 
+/**
+ * Where sensors record their decisions and look up earlier ones: the pipeline triggers
+ * (`createTriggerStore` in src/pipelines implements it; `app.ts` wires it in).
+ */
+export interface SensorTriggers {
+  /** The id of a trigger this sensor recorded since `since`, not skipped or failed, for the same key (or, without one, the same params). */
+  recentTrigger(query: {
+    sensor: string;
+    since: string;
+    concurrencyKey: string | null;
+    params: Record<string, string>;
+  }): Promise<string | undefined>;
+  /** The trigger holding a concurrency key: `pending`, or `launched` with its run not finished yet. */
+  activeTrigger(concurrencyKey: string): Promise<{ id: string; status: string } | undefined>;
+  /** False when a trigger with the decision's id exists already. */
+  record(decision: TriggerDecision): Promise<boolean>;
+}
+
 export interface Sensors {
-  /** Evaluates every rule for the event and records one trigger row per matching rule. */
+  /**
+   * Evaluates every rule for the event and records one trigger row per matching rule; returns
+   * the decisions recorded now (none for a rule that recorded this event's trigger before).
+   */
   handle(event: BerthaEvent): Promise<TriggerDecision[]>;
   /** Subscribes to the bus; returns the unsubscribe function. */
   start(): () => void;
 }
 
 class MissingTemplateValue extends Error {}
+
+/** Why a sensor recorded a trigger as `skipped`. */
+export type SuppressionReason = 'debounce' | 'concurrency';
+
+/** Counts the triggers this process's sensors suppressed (the loop metrics, wired in app.ts). */
+export interface SensorMetrics {
+  triggerSuppressed(reason: SuppressionReason): void;
+}
+
+/**
+ * One trigger per rule and event however often the bus delivers the event, and whichever
+ * process handles it: a second `record` of the same id is refused. The event's time-ordered
+ * part comes first, so triggers still sort by when their events happened.
+ */
+function triggerIdFor(rule: SensorRule, event: BerthaEvent): string {
+  const ruleHash = createHash('sha256').update(rule.name).digest('hex').slice(0, 8);
+  return `trg_${event.id.slice(event.id.indexOf('_') + 1)}_${ruleHash}`;
+}
 
 function lookup(event: BerthaEvent, path: string): unknown {
   const [head, ...rest] = path.split('.');
@@ -65,92 +104,87 @@ export function renderTemplate(template: string, event: BerthaEvent): string {
 }
 
 /**
- * Sensors record a `pipeline_triggers` row for each event a rule matches: `pending` for the
- * pipeline runner to claim, or `skipped` (debounced, or a run for the same concurrency key
- * is pending or launched) or `failed` (a template had no value), with the reason. Decisions
- * are serialised within the process so two events cannot both pass the concurrency check.
+ * Sensors record a pipeline trigger (through `SensorTriggers`) for each event a rule matches:
+ * `pending` for the pipeline runner to claim, or `skipped` (debounced, or a run for the same
+ * concurrency key is pending or launched) or `failed` (a template had no value), with the
+ * reason. Decisions are serialised within the process so two events cannot both pass the
+ * concurrency check; across processes the bus's `sensors` group hands each event to one of
+ * them, one event of a type at a time.
  */
 export function createSensors(options: {
-  db: MetadataDb;
+  triggers: SensorTriggers;
   bus: EventBus;
   rules: SensorRule[];
   logger: Logger;
   /** Called after a `pending` trigger is written, so a runner in this process claims it without waiting to poll. */
   onPending?: () => void;
+  metrics?: SensorMetrics;
 }): Sensors {
-  const { db, bus, rules, logger } = options;
+  const { triggers, bus, rules, logger } = options;
   let queue: Promise<unknown> = Promise.resolve();
 
-  async function refusal(rule: SensorRule, key: string | null, params: string, now: Date): Promise<string | null> {
+  async function refusal(
+    rule: SensorRule,
+    key: string | null,
+    params: Record<string, string>,
+    now: Date,
+  ): Promise<{ reason: SuppressionReason; text: string } | null> {
     if (rule.debounceMs > 0) {
       const since = new Date(now.getTime() - rule.debounceMs).toISOString();
-      let recent = db.kysely
-        .selectFrom('pipeline_triggers')
-        .select(['id'])
-        .where('sensor', '=', rule.name)
-        .where('status', 'not in', ['skipped', 'failed'])
-        .where('created_at', '>=', since);
-      recent = key ? recent.where('concurrency_key', '=', key) : recent.where('params_json', '=', params);
-      const hit = await recent.executeTakeFirst();
-      if (hit) return `debounced: trigger ${hit.id} was recorded less than ${rule.debounceMs} ms ago`;
+      const recent = await triggers.recentTrigger({ sensor: rule.name, since, concurrencyKey: key, params });
+      if (recent) {
+        return {
+          reason: 'debounce',
+          text: `debounced: trigger ${recent} was recorded less than ${rule.debounceMs} ms ago`,
+        };
+      }
     }
     if (key) {
       // Queued (`pending`), or claimed by the runner (`launched`) and its run not finished yet.
-      const active = await db.kysely
-        .selectFrom('pipeline_triggers')
-        .leftJoin('pipeline_runs', 'pipeline_runs.id', 'pipeline_triggers.run_id')
-        .select(['pipeline_triggers.id', 'pipeline_triggers.status'])
-        .where('pipeline_triggers.concurrency_key', '=', key)
-        .where((eb) =>
-          eb.or([
-            eb('pipeline_triggers.status', '=', 'pending'),
-            eb.and([eb('pipeline_triggers.status', '=', 'launched'), eb('pipeline_runs.finished_at', 'is', null)]),
-          ]),
-        )
-        .executeTakeFirst();
-      if (active) return `concurrency: trigger ${active.id} for ${key} is ${active.status}`;
+      const active = await triggers.activeTrigger(key);
+      if (active) {
+        return { reason: 'concurrency', text: `concurrency: trigger ${active.id} for ${key} is ${active.status}` };
+      }
     }
     return null;
   }
 
-  async function decide(rule: SensorRule, event: BerthaEvent): Promise<TriggerDecision> {
+  async function decide(rule: SensorRule, event: BerthaEvent): Promise<TriggerDecision | undefined> {
     const now = new Date();
     const base = {
-      id: newId('trg'),
+      id: triggerIdFor(rule, event),
       sensor: rule.name,
       eventId: event.id,
       pipeline: rule.pipeline,
       createdAt: isoNow(),
     };
     let decision: TriggerDecision;
+    let suppressed: SuppressionReason | undefined;
     try {
       const params = Object.fromEntries(
         Object.entries(rule.params).map(([name, template]) => [name, renderTemplate(template, event)]),
       );
       const key = rule.concurrencyKey ? renderTemplate(rule.concurrencyKey, event) : null;
-      const reason = await refusal(rule, key, JSON.stringify(params), now);
-      decision = { ...base, params, concurrencyKey: key, status: reason ? 'skipped' : 'pending', reason };
+      const refused = await refusal(rule, key, params, now);
+      suppressed = refused?.reason;
+      decision = {
+        ...base,
+        params,
+        concurrencyKey: key,
+        status: refused ? 'skipped' : 'pending',
+        reason: refused?.text ?? null,
+      };
     } catch (error) {
       if (!(error instanceof MissingTemplateValue)) throw error;
       decision = { ...base, params: {}, concurrencyKey: null, status: 'failed', reason: error.message };
     }
-    await db.kysely
-      .insertInto('pipeline_triggers')
-      .values({
-        id: decision.id,
-        sensor: decision.sensor,
-        event_id: decision.eventId,
-        pipeline: decision.pipeline,
-        params_json: JSON.stringify(decision.params),
-        concurrency_key: decision.concurrencyKey,
-        status: decision.status,
-        reason: decision.reason,
-        run_id: null,
-        created_at: decision.createdAt,
-        updated_at: decision.createdAt,
-      })
-      .execute();
+    if (!(await triggers.record(decision))) {
+      // A redelivery: the first delivery recorded the decision (its handler failed later, or its ack was lost).
+      logger.info({ sensor: rule.name, eventId: event.id, triggerId: decision.id }, 'sensor decision already recorded');
+      return undefined;
+    }
     if (decision.status === 'pending') options.onPending?.();
+    if (suppressed) options.metrics?.triggerSuppressed(suppressed);
     const log = decision.status === 'failed' ? logger.warn.bind(logger) : logger.info.bind(logger);
     log(
       {
@@ -169,7 +203,10 @@ export function createSensors(options: {
     const matching = rules.filter((rule) => rule.event === event.type);
     const run = queue.then(async () => {
       const decisions: TriggerDecision[] = [];
-      for (const rule of matching) decisions.push(await decide(rule, event));
+      for (const rule of matching) {
+        const decision = await decide(rule, event);
+        if (decision) decisions.push(decision);
+      }
       return decisions;
     });
     queue = run.catch(() => undefined);
@@ -181,9 +218,14 @@ export function createSensors(options: {
     start() {
       const types = [...new Set(rules.map((rule) => rule.event))];
       const unsubscribers = types.map((type) =>
-        bus.subscribe(type, async (event) => {
-          await handle(event);
-        }),
+        // Grouped: with several processes each event is decided once, by one of them.
+        bus.subscribe(
+          type,
+          async (event) => {
+            await handle(event);
+          },
+          { group: 'sensors' },
+        ),
       );
       return () => {
         for (const unsubscribe of unsubscribers) unsubscribe();

@@ -109,9 +109,17 @@ export interface LlamaModelSpec {
   readonly chatTemplate?: string;
   /** Row-major F32 weights by llama.cpp tensor name; see `llamaTensorShapes`. `output.weight` may be left out (tied embeddings). */
   readonly tensors: ReadonlyMap<string, Float32Array> | Readonly<Record<string, Float32Array>>;
-  /** Storage type of the 2-D weights; norms always stay F32. Default F32. */
+  /**
+   * Storage type of the 2-D weights; norms always stay F32. Default F32. Block types need every weight row
+   * (n_embd, n_ff, n_head * head size) to be a multiple of the block: 32 for Q8_0/Q4_0, 256 for Q4_K/Q6_K.
+   */
   readonly weightType?: GgufTensorType;
+  /** Per-tensor storage types that override `weightType`, e.g. Q6_K for `output.weight` as llama-quantize's Q4_K_M does. */
+  readonly tensorTypes?: Readonly<Record<string, GgufTensorType>>;
 }
+
+/** llama_ftype (include/llama.h) for a file whose 2-D weights are mostly `type`. */
+const FILE_TYPE: Record<GgufTensorType, number> = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q4_K: 15, Q6_K: 18 };
 
 const OPTIONAL_TENSORS = new Set(['output.weight']);
 
@@ -160,8 +168,7 @@ export function buildLlamaGguf(spec: LlamaModelSpec): GgufFile {
     'general.architecture': gguf.string('llama'),
     'general.type': gguf.string('model'),
     'general.name': gguf.string(spec.name ?? 'bertha-llama'),
-    // llama_ftype: 0 = ALL_F32, 1 = MOSTLY_F16.
-    'general.file_type': gguf.uint32(weightType === 'F16' ? 1 : 0),
+    'general.file_type': gguf.uint32(FILE_TYPE[weightType]),
     'llama.vocab_size': gguf.uint32(hparams.nVocab),
     'llama.context_length': gguf.uint32(hparams.nCtx),
     'llama.embedding_length': gguf.uint32(hparams.nEmbd),
@@ -189,7 +196,7 @@ export async function writeLlamaGguf(
 function llamaTensors(spec: LlamaModelSpec, weightType: GgufTensorType): GgufTensor[] {
   const given = spec.tensors instanceof Map ? spec.tensors : new Map(Object.entries(spec.tensors));
   const shapes = llamaTensorShapes(spec.hparams);
-  const unknown = [...given.keys()].filter((name) => !shapes.has(name));
+  const unknown = [...given.keys(), ...Object.keys(spec.tensorTypes ?? {})].filter((name) => !shapes.has(name));
   if (unknown.length > 0) throw new GgufError(`unknown llama tensors: ${unknown.join(', ')}`, { unknown });
   const tensors: GgufTensor[] = [];
   for (const [name, shape] of shapes) {
@@ -205,7 +212,8 @@ function llamaTensors(spec: LlamaModelSpec, weightType: GgufTensorType): GgufTen
         shape,
       });
     }
-    tensors.push({ name, shape, type: shape.length === 2 ? weightType : 'F32', data });
+    const type = spec.tensorTypes?.[name] ?? (shape.length === 2 ? weightType : 'F32');
+    tensors.push({ name, shape, type, data });
   }
   return tensors;
 }

@@ -11,13 +11,14 @@
  * A gguf string is a u64 byte length followed by UTF-8 bytes (no terminator). Everything is little-endian.
  */
 import { open, rename, rm } from 'node:fs/promises';
-import { BerthaError } from '../core/errors.ts';
+import { GgufError } from './errors.ts';
+import { GGML_TYPES } from './ggml-types.ts';
+import { float32ToFloat16Bits } from './half.ts';
+import type { QuantizedTypeName } from './quantize.ts';
+import { quantize } from './quantize.ts';
 
-export class GgufError extends BerthaError {
-  constructor(message: string, details?: Record<string, unknown>) {
-    super('gguf_invalid', message, 500, details);
-  }
-}
+export { GgufError } from './errors.ts';
+export { float32ToFloat16Bits } from './half.ts';
 
 const GGUF_MAGIC = 0x46554747;
 const GGUF_VERSION = 3;
@@ -43,9 +44,8 @@ const VALUE_TYPE_CODE = {
   float64: 12,
 } as const;
 
-/** ggml_type codes (ggml/include/ggml.h); only the unquantized float types are written here. */
-const TENSOR_TYPE_CODE = { F32: 0, F16: 1 } as const;
-const TENSOR_TYPE_BYTES = { F32: 4, F16: 2 } as const;
+/** The ggml types written here: the float types and the block types `quantize` encodes. */
+const WRITABLE_TYPES = new Set<string>(['F32', 'F16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K']);
 
 export type GgufNumberType = 'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'float32' | 'float64';
 export type GgufBigIntType = 'uint64' | 'int64';
@@ -89,15 +89,21 @@ export const gguf = {
   array: arrayValue,
 };
 
-export type GgufTensorType = keyof typeof TENSOR_TYPE_CODE;
+export type GgufTensorType = 'F32' | 'F16' | QuantizedTypeName;
 
 export interface GgufTensor {
   readonly name: string;
-  /** Row-major shape, outermost dimension first (as numpy/PyTorch write it); GGUF stores it reversed. */
+  /**
+   * Row-major shape, outermost dimension first (as numpy/PyTorch write it); GGUF stores it reversed.
+   * For block types the last (innermost) dimension must be a multiple of the block size (32 or 256).
+   */
   readonly shape: readonly number[];
   readonly type: GgufTensorType;
-  /** F32: Float32Array. F16: Float32Array (rounded to half here) or Uint16Array of raw half bits. */
-  readonly data: Float32Array | Uint16Array;
+  /**
+   * F32: Float32Array. F16: Float32Array (rounded to half here) or Uint16Array of raw half bits.
+   * Q8_0, Q4_0, Q4_K, Q6_K: Float32Array (quantized here, see quantize.ts) or Uint8Array of encoded blocks.
+   */
+  readonly data: Float32Array | Uint16Array | Uint8Array;
 }
 
 export interface GgufFile {
@@ -192,7 +198,7 @@ function layOut(file: GgufFile): GgufLayout {
     bytes.string(tensor.name);
     bytes.u32(tensor.shape.length);
     for (const dim of [...tensor.shape].reverse()) bytes.u64(BigInt(dim));
-    bytes.u32(TENSOR_TYPE_CODE[tensor.type]);
+    bytes.u32(GGML_TYPES[tensor.type].code);
     bytes.u64(BigInt(offset));
     tensors.push({ tensor, bytes: size, offset });
     offset += size + padding(size, alignment);
@@ -229,12 +235,37 @@ function checkTensor(tensor: GgufTensor, seen: Set<string>): number {
       shape,
     });
   }
-  if (!(type in TENSOR_TYPE_CODE))
-    throw new GgufError(`tensor '${name}' has unsupported type '${type}'`, { name, type });
+  if (!WRITABLE_TYPES.has(type)) throw new GgufError(`tensor '${name}' has unsupported type '${type}'`, { name, type });
   if (type === 'F32' && !(data instanceof Float32Array)) {
     throw new GgufError(`tensor '${name}' is F32 and needs a Float32Array`, { name });
   }
   const elements = shape.reduce((a, b) => a * b, 1);
+  const { blockSize, typeSize } = GGML_TYPES[type];
+  const rowLength = shape[shape.length - 1] ?? 0;
+  if (rowLength % blockSize !== 0) {
+    throw new GgufError(`tensor '${name}' is ${type}: its rows of ${rowLength} must be a multiple of ${blockSize}`, {
+      name,
+      shape,
+    });
+  }
+  const size = (elements / blockSize) * typeSize;
+  if (blockSize > 1 && data instanceof Uint8Array) {
+    if (data.length !== size) {
+      throw new GgufError(`tensor '${name}' has ${data.length} bytes of ${type} blocks, shape needs ${size}`, {
+        name,
+        shape,
+      });
+    }
+    return size;
+  }
+  if (data instanceof Uint8Array || (blockSize > 1 && !(data instanceof Float32Array))) {
+    throw new GgufError(
+      `tensor '${name}' is ${type}: pass a Float32Array${blockSize > 1 ? ' or encoded blocks' : ''}`,
+      {
+        name,
+      },
+    );
+  }
   if (data.length !== elements) {
     throw new GgufError(`tensor '${name}' has ${data.length} values, shape [${shape.join(', ')}] needs ${elements}`, {
       name,
@@ -242,54 +273,23 @@ function checkTensor(tensor: GgufTensor, seen: Set<string>): number {
       values: data.length,
     });
   }
-  return elements * TENSOR_TYPE_BYTES[type];
+  return size;
 }
 
 function tensorBytes(tensor: GgufTensor): Buffer {
-  const { data } = tensor;
-  if (tensor.type === 'F16' && data instanceof Float32Array) {
+  const { data, type } = tensor;
+  if (type === 'F16' && data instanceof Float32Array) {
     const half = new Uint16Array(data.length);
     for (let i = 0; i < data.length; i++) half[i] = float32ToFloat16Bits(data[i] ?? 0);
     return littleEndian(half);
   }
+  if (type !== 'F32' && type !== 'F16' && data instanceof Float32Array) return littleEndian(quantize(type, data));
   return littleEndian(data);
 }
 
-function littleEndian(data: Float32Array | Uint16Array): Buffer {
+function littleEndian(data: Float32Array | Uint16Array | Uint8Array): Buffer {
   // GGUF is little-endian; Node runs little-endian on every platform Bertha targets (x64, arm64).
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-}
-
-const f32Scratch = new Float32Array(1);
-const u32Scratch = new Uint32Array(f32Scratch.buffer);
-
-/** IEEE 754 binary32 -> binary16 bits, round to nearest even (what numpy's astype(float16) does). */
-export function float32ToFloat16Bits(value: number): number {
-  f32Scratch[0] = value;
-  const x = u32Scratch[0] ?? 0;
-  const sign = (x >>> 16) & 0x8000;
-  const exponent = (x >>> 23) & 0xff;
-  const mantissa = x & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
-  const halfExponent = exponent - 127 + 15;
-  if (halfExponent >= 0x1f) return sign | 0x7c00;
-  if (halfExponent <= 0) {
-    if (halfExponent < -10) return sign;
-    const full = mantissa | 0x800000;
-    const shift = 14 - halfExponent;
-    const rounded = roundShift(full, shift);
-    return sign | rounded;
-  }
-  const rounded = roundShift(mantissa, 13);
-  // A mantissa that rounds up to 0x400 carries into the exponent, which the addition does for us.
-  return sign | ((halfExponent << 10) + rounded);
-}
-
-function roundShift(value: number, shift: number): number {
-  const truncated = value >>> shift;
-  const remainder = value & ((1 << shift) - 1);
-  const half = 1 << (shift - 1);
-  return remainder > half || (remainder === half && (truncated & 1) === 1) ? truncated + 1 : truncated;
 }
 
 function writeValue(bytes: ByteSink, key: string, value: GgufValue): void {

@@ -121,8 +121,18 @@ export function createDocumentStore(db: MetadataDb) {
       return upsert(key, { version, status: 'pending', error: null, size });
     },
 
-    async markFailed(key: string, version: string | null, error: string): Promise<DocumentRecord> {
-      return upsert(key, { ...(version ? { version } : {}), status: 'failed', error });
+    /**
+     * Records that ingesting this content version failed, unless a newer version began
+     * meanwhile (that version's run decides the status then). Returns whether it was recorded.
+     */
+    async markFailed(key: string, version: string, error: string): Promise<boolean> {
+      const result = await k
+        .updateTable('documents')
+        .set({ status: 'failed', error, updated_at: isoNow() })
+        .where('key', '=', key)
+        .where('version', '=', version)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
     },
 
     /**

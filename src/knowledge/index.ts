@@ -1,6 +1,19 @@
 export { createDocumentStore, type DocumentRecord, type DocumentStatus, type DocumentStore } from './documents.ts';
 export { type Embedder, l2Normalise } from './embedder.ts';
-export { DocumentLoadError, EmbedderError } from './errors.ts';
+export {
+  DocumentLoadError,
+  DocumentNotLoadedError,
+  EmbedderError,
+  EmptyDocumentError,
+  UnsupportedDocumentError,
+} from './errors.ts';
+export {
+  ACCEPTED_EXTENSIONS,
+  ACCEPTED_FORMATS,
+  type DocumentFormat,
+  documentFormat,
+  ingestRefusal,
+} from './formats.ts';
 export {
   createVectors,
   type IngestResult,

@@ -24,7 +24,8 @@ export interface KnowledgeDeps {
 
 /**
  * Step outcomes. `unchanged`: this content version is already ingested (nothing to do);
- * `failed`: the document could not be read (recorded on the document; the run goes on);
+ * `failed`: the document could not be read (recorded on the document; in the pipeline the
+ * load-document step then fails with that reason);
  * `missing`: the object no longer exists (its chunks are removed).
  */
 export type StepStatus = 'loaded' | 'vectorized' | 'ingested' | 'unchanged' | 'failed' | 'missing' | 'superseded';
@@ -211,29 +212,36 @@ export async function ingestVectors(deps: KnowledgeDeps, vectorized: VectorizedD
   if (current?.version !== vectorized.version) return { ...base, status: 'superseded', chunkCount: 0 };
   deps.signal?.throwIfAborted();
   const { documentId, version } = vectorized;
-  await deps.vectors.upsert(
-    vectorized.chunks.map((chunk) => ({
-      id: chunk.id,
+  let replaced: boolean;
+  try {
+    await deps.vectors.upsert(
+      vectorized.chunks.map((chunk) => ({
+        id: chunk.id,
+        documentId,
+        documentKey: vectorized.key,
+        documentVersion: version,
+        ordinal: chunk.ordinal,
+        text: chunk.text,
+        metadata: chunk.metadata,
+        vector: Float32Array.from(chunk.vector),
+      })),
+    );
+    // New chunks are in before the old version's go, so retrieval never sees the document empty.
+    await deps.vectors.deleteDocument(vectorized.key, { exceptVersion: version });
+    replaced = await documents.replaceChunks(
       documentId,
-      documentKey: vectorized.key,
-      documentVersion: version,
-      ordinal: chunk.ordinal,
-      text: chunk.text,
-      metadata: chunk.metadata,
-      vector: Float32Array.from(chunk.vector),
-    })),
-  );
-  // New chunks are in before the old version's go, so retrieval never sees the document empty.
-  await deps.vectors.deleteDocument(vectorized.key, { exceptVersion: version });
-  const replaced = await documents.replaceChunks(
-    documentId,
-    version,
-    {
-      contentType: CONTENT_TYPES[vectorized.format ?? ''] ?? 'application/octet-stream',
-      metadata: vectorized.metadata,
-    },
-    vectorized.chunks.map(({ vector: _vector, ...chunk }) => chunk),
-  );
+      version,
+      {
+        contentType: CONTENT_TYPES[vectorized.format ?? ''] ?? 'application/octet-stream',
+        metadata: vectorized.metadata,
+      },
+      vectorized.chunks.map(({ vector: _vector, ...chunk }) => chunk),
+    );
+  } catch (error) {
+    // As for the embedder: the document says what failed, and the step throws so the runner retries.
+    await documents.markFailed(vectorized.key, version, `storing chunks failed: ${(error as Error).message}`);
+    throw error;
+  }
   if (!replaced) return { ...base, status: 'superseded', chunkCount: 0 };
   deps.logger
     .child({ component: 'knowledge' })
@@ -251,7 +259,7 @@ export async function removeDocument(deps: KnowledgeDeps, input: { key: string }
   return { key, removed: removed !== undefined, chunksRemoved, stillExists: false };
 }
 
-/** The three steps in one process (tests, and `bertha ingest` when no pipeline runner is up). */
+/** The three steps in one process, without a pipeline run (tests). */
 export async function ingestObject(deps: KnowledgeDeps, key: string): Promise<IngestResult> {
   const loaded = await loadDocument(deps, { key });
   const vectorized = await createVectors(deps, loaded);

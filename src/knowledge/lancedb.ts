@@ -1,15 +1,15 @@
 import { createRequire } from 'node:module';
 import * as lancedb from '@lancedb/lancedb';
 import type { Logger } from '../core/logger.ts';
+import { CHUNK_COLUMNS, type ChunkRow, chunkFromRow, rowFromChunk } from './chunk-row.ts';
 import { ExactScanIndex } from './exact-scan.ts';
 import {
-  type ChunkRecord,
   type ChunkWithVector,
-  fuseByReciprocalRank,
   matchesFilter,
   type SearchFilter,
   type SearchHit,
   type SearchRequest,
+  searchByMode,
   type VectorStore,
 } from './vector-store.ts';
 
@@ -56,27 +56,8 @@ function whereFor(filter: SearchFilter | undefined): string | undefined {
   return clauses.length > 0 ? clauses.join(' AND ') : undefined;
 }
 
-interface LanceRow {
-  id: string;
-  document_id: string;
-  document_key: string;
-  document_version: string;
-  ordinal: number;
-  text: string;
-  metadata_json: string;
+interface LanceRow extends ChunkRow {
   vector?: { toArray(): Float32Array } | Float32Array;
-}
-
-function chunkFrom(row: LanceRow): ChunkRecord {
-  return {
-    id: row.id,
-    documentId: row.document_id,
-    documentKey: row.document_key,
-    documentVersion: row.document_version,
-    ordinal: Number(row.ordinal),
-    text: row.text,
-    metadata: JSON.parse(row.metadata_json) as Record<string, unknown>,
-  };
 }
 
 /**
@@ -95,20 +76,10 @@ export async function createLanceVectorStore(options: LanceVectorStoreOptions): 
   let scan = new ExactScanIndex(dimensions);
   async function loadScan(): Promise<ExactScanIndex> {
     const loaded = new ExactScanIndex(dimensions, Math.max(1024, await table.countRows()));
-    const columns = [
-      'id',
-      'document_id',
-      'document_key',
-      'document_version',
-      'ordinal',
-      'text',
-      'metadata_json',
-      'vector',
-    ];
-    for await (const batch of table.query().select(columns)) {
+    for await (const batch of table.query().select([...CHUNK_COLUMNS, 'vector'])) {
       for (const row of batch.toArray() as unknown as LanceRow[]) {
         const vector = row.vector instanceof Float32Array ? row.vector : Float32Array.from(row.vector?.toArray() ?? []);
-        loaded.set(chunkFrom(row), vector);
+        loaded.set(chunkFromRow(row), vector);
       }
     }
     return loaded;
@@ -185,18 +156,7 @@ export async function createLanceVectorStore(options: LanceVectorStoreOptions): 
         const ids = chunks.map((chunk) => sqlString(chunk.id)).join(', ');
         await table.delete(`id IN (${ids})`);
         // Plain rows: LanceDB converts them with the table's own schema (FixedSizeList<Float32> vectors).
-        await table.add(
-          chunks.map((chunk) => ({
-            id: chunk.id,
-            document_id: chunk.documentId,
-            document_key: chunk.documentKey,
-            document_version: chunk.documentVersion,
-            ordinal: chunk.ordinal,
-            text: chunk.text,
-            metadata_json: JSON.stringify(chunk.metadata),
-            vector: Array.from(chunk.vector),
-          })),
-        );
+        await table.add(chunks.map(rowFromChunk));
         for (const { vector, ...chunk } of chunks) scan.set(chunk, vector);
         await ensureFullTextIndex();
         syncedVersion = await table.version();
@@ -224,15 +184,7 @@ export async function createLanceVectorStore(options: LanceVectorStoreOptions): 
     async search(request: SearchRequest) {
       request.signal?.throwIfAborted();
       refreshIfChanged();
-      const { mode, topK, filter } = request;
-      if (mode === 'vector') return request.vector ? scan.search(request.vector, topK, filter) : [];
-      if (mode === 'fulltext') return fullText(request.text ?? '', topK, filter);
-      const depth = Math.max(topK * 3, 20);
-      const [byVector, byText] = await Promise.all([
-        request.vector ? scan.search(request.vector, depth, filter) : [],
-        fullText(request.text ?? '', depth, filter),
-      ]);
-      return fuseByReciprocalRank([byVector, byText], topK);
+      return searchByMode(request, (vector, topK, filter) => scan.search(vector, topK, filter), fullText);
     },
 
     async count() {

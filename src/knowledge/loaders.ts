@@ -1,4 +1,5 @@
 import { DocumentLoadError } from './errors.ts';
+import { ACCEPTED_FORMATS, type DocumentFormat, documentFormat, extensionOf } from './formats.ts';
 
 /** A run of text with where it came from in the document (page, heading). */
 export interface DocumentSection {
@@ -7,26 +8,10 @@ export interface DocumentSection {
 }
 
 export interface LoadedText {
-  format: 'pdf' | 'markdown' | 'html' | 'text' | 'docx';
+  format: DocumentFormat;
   sections: DocumentSection[];
   /** Facts about the whole document (page count, title). */
   metadata: Record<string, string | number>;
-}
-
-function extensionOf(key: string): string {
-  const name = key.slice(key.lastIndexOf('/') + 1);
-  const dot = name.lastIndexOf('.');
-  return dot > 0 ? name.slice(dot + 1).toLowerCase() : '';
-}
-
-function detectFormat(key: string, bytes: Buffer): LoadedText['format'] | undefined {
-  const ext = extensionOf(key);
-  if (ext === 'pdf' || bytes.subarray(0, 5).toString('latin1') === '%PDF-') return 'pdf';
-  if (ext === 'docx') return 'docx';
-  if (ext === 'md' || ext === 'markdown' || ext === 'mdx') return 'markdown';
-  if (ext === 'html' || ext === 'htm' || ext === 'xhtml') return 'html';
-  if (ext === 'txt' || ext === 'text' || ext === '') return 'text';
-  return undefined;
 }
 
 /** Strict UTF-8: a binary file given a text extension is corrupt, not gibberish to index. */
@@ -127,7 +112,9 @@ async function loadPdf(key: string, bytes: Buffer): Promise<LoadedText> {
   // PDF and DOCX libraries load on first use: most start-ups never read one.
   const { extractText, getDocumentProxy } = await import('unpdf');
   try {
-    const pdf = await getDocumentProxy(new Uint8Array(bytes));
+    // pdf.js prints its warnings ("Indexing all PDF objects" while repairing) with console.log:
+    // 0 keeps it to errors, which reach the caller as the exception below.
+    const pdf = await getDocumentProxy(new Uint8Array(bytes), { verbosity: 0 });
     const result = await extractText(pdf, { mergePages: false });
     pages = result.text;
     totalPages = result.totalPages;
@@ -157,7 +144,7 @@ async function loadDocx(key: string, bytes: Buffer): Promise<LoadedText> {
  */
 export async function loadText(key: string, bytes: Buffer): Promise<LoadedText> {
   if (bytes.length === 0) throw new DocumentLoadError(key, 'the file is empty');
-  const format = detectFormat(key, bytes);
+  const format = documentFormat(key, bytes);
   let loaded: LoadedText;
   switch (format) {
     case 'pdf':
@@ -180,7 +167,7 @@ export async function loadText(key: string, bytes: Buffer): Promise<LoadedText> 
       break;
     }
     default:
-      throw new DocumentLoadError(key, `unsupported format '.${extensionOf(key)}' (pdf, docx, md, html, txt)`);
+      throw new DocumentLoadError(key, `unsupported format '.${extensionOf(key)}'; accepted: ${ACCEPTED_FORMATS}`);
   }
   if (loaded.sections.length === 0) throw new DocumentLoadError(key, `no text found in the ${format} document`);
   return loaded;

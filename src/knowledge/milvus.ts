@@ -1,6 +1,6 @@
 import { DataType, FunctionType, MilvusClient } from '@zilliz/milvus2-sdk-node';
+import { CHUNK_COLUMNS, type ChunkRow, chunkFromRow, rowFromChunk } from './chunk-row.ts';
 import {
-  type ChunkRecord,
   type ChunkWithVector,
   fuseByReciprocalRank,
   matchesFilter,
@@ -21,8 +21,6 @@ export interface MilvusVectorStoreOptions {
   dimensions: number;
 }
 
-const OUTPUT_FIELDS = ['id', 'document_id', 'document_key', 'document_version', 'ordinal', 'text', 'metadata_json'];
-
 function literal(value: string): string {
   return JSON.stringify(value);
 }
@@ -35,27 +33,8 @@ function exprFor(filter: SearchFilter | undefined): string {
   return clauses.join(' and ');
 }
 
-interface MilvusRow {
-  id: string;
-  document_id: string;
-  document_key: string;
-  document_version: string;
-  ordinal: number;
-  text: string;
-  metadata_json: string;
+interface MilvusRow extends ChunkRow {
   score?: number;
-}
-
-function chunkFrom(row: MilvusRow): ChunkRecord {
-  return {
-    id: row.id,
-    documentId: row.document_id,
-    documentKey: row.document_key,
-    documentVersion: row.document_version,
-    ordinal: Number(row.ordinal),
-    text: row.text,
-    metadata: JSON.parse(row.metadata_json) as Record<string, unknown>,
-  };
 }
 
 /**
@@ -118,13 +97,13 @@ export async function createMilvusVectorStore(options: MilvusVectorStoreOptions)
       anns_field: field,
       data: typeof data === 'string' ? data : Array.from(data),
       limit: needsPostFilter ? limit * 10 : limit,
-      output_fields: OUTPUT_FIELDS,
+      output_fields: [...CHUNK_COLUMNS],
       ...(expr ? { filter: expr } : {}),
       ...(field === 'vector' ? { params: { ef: Math.max(64, limit * 4) } } : {}),
     });
     const hits: SearchHit[] = [];
     for (const row of response.results as unknown as MilvusRow[]) {
-      const chunk = chunkFrom(row);
+      const chunk = chunkFromRow(row);
       if (matchesFilter(chunk, filter)) hits.push({ chunk, score: Number(row.score) });
     }
     return hits.slice(0, limit);
@@ -143,16 +122,7 @@ export async function createMilvusVectorStore(options: MilvusVectorStoreOptions)
       if (chunks.length === 0) return;
       await client.upsert({
         collection_name,
-        data: chunks.map((chunk) => ({
-          id: chunk.id,
-          document_id: chunk.documentId,
-          document_key: chunk.documentKey,
-          document_version: chunk.documentVersion,
-          ordinal: chunk.ordinal,
-          text: chunk.text,
-          metadata_json: JSON.stringify(chunk.metadata),
-          vector: Array.from(chunk.vector),
-        })),
+        data: chunks.map(rowFromChunk),
       });
     },
 

@@ -2,11 +2,11 @@ import multipart from '@fastify/multipart';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../core/errors.ts';
-import type { EventBus } from '../events/index.ts';
-import type { ObjectChangeFeed } from '../objects/changes.ts';
+import { parseInput } from '../core/validate.ts';
+import { type EventBus, type ObjectChangeFeed, publishObjectEvent } from '../events/index.ts';
 import { unsafeKeyReason } from '../objects/index.ts';
-import { parseInput } from '../server/validate.ts';
 import { createDocumentStore } from './documents.ts';
+import { ingestRefusal } from './formats.ts';
 import { type KnowledgeDeps, removeDocument } from './ingest.ts';
 import { searchKnowledge } from './search.ts';
 import type { SearchMode } from './vector-store.ts';
@@ -87,14 +87,18 @@ export function registerKnowledgeRoutes(app: FastifyInstance, deps: KnowledgeRou
         explicitKey = undefined;
         // toBuffer throws fastify's 413 RequestFileTooLargeError past `fileSize`.
         const bytes = await part.toBuffer();
+        // Files earlier in the same request are already stored and announced: the refusal says which.
+        const refusal = ingestRefusal(key, bytes, stored.length > 0 ? { stored: stored.map((item) => item.key) } : {});
+        if (refusal) throw refusal;
         const info = await objects.put(key, bytes);
         await deps.feed?.note(key, info);
         const document = await documents.markPending(key, info.size);
-        const { event } = await deps.bus.publish({
+        const { event } = await publishObjectEvent(deps.bus, {
           type: 'object.created',
           source: 'upload',
-          subject: key,
-          payload: { key, etag: info.etag, size: info.size },
+          key,
+          etag: info.etag,
+          size: info.size,
         });
         stored.push({
           key,
@@ -127,12 +131,7 @@ export function registerKnowledgeRoutes(app: FastifyInstance, deps: KnowledgeRou
     await objects.delete(document.key);
     await deps.feed?.note(document.key, undefined);
     const removed = await removeDocument(deps.knowledge, { key: document.key });
-    await deps.bus.publish({
-      type: 'object.removed',
-      source: 'api',
-      subject: document.key,
-      payload: { key: document.key },
-    });
+    await publishObjectEvent(deps.bus, { type: 'object.removed', source: 'api', key: document.key });
     return { id: document.id, key: document.key, deleted: true, chunksRemoved: removed.chunksRemoved };
   });
 

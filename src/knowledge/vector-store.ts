@@ -36,11 +36,15 @@ export interface SearchRequest {
 
 export interface SearchHit {
   chunk: ChunkRecord;
-  /** Cosine similarity (vector), BM25 (fulltext) or reciprocal-rank-fusion score (hybrid). */
+  /**
+   * Cosine similarity (vector); the store's full-text relevance (fulltext: BM25 on LanceDB and
+   * Milvus, ts_rank_cd on PostgreSQL), comparable within one result list only; or the
+   * reciprocal-rank-fusion score (hybrid).
+   */
   score: number;
 }
 
-/** The vector store port (LanceDB embedded, Milvus). Vectors are L2-normalised; similarity is cosine. */
+/** The vector store port (LanceDB embedded, PostgreSQL, Milvus). Vectors are L2-normalised; similarity is cosine. */
 export interface VectorStore {
   readonly kind: string;
   readonly dimensions: number;
@@ -63,6 +67,26 @@ export function fuseByReciprocalRank(lists: SearchHit[][], topK: number, k = 60)
     });
   }
   return [...fused.values()].sort((a, b) => b.score - a.score).slice(0, topK);
+}
+
+/**
+ * A search request run on an exact vector scan and a full-text index, as the embedded and
+ * PostgreSQL stores run it: hybrid asks both for a deeper list and fuses them by rank.
+ */
+export async function searchByMode(
+  request: SearchRequest,
+  byVector: (vector: Float32Array, topK: number, filter: SearchFilter | undefined) => SearchHit[],
+  byText: (text: string, topK: number, filter: SearchFilter | undefined) => Promise<SearchHit[]>,
+): Promise<SearchHit[]> {
+  const { mode, topK, filter } = request;
+  if (mode === 'vector') return request.vector ? byVector(request.vector, topK, filter) : [];
+  if (mode === 'fulltext') return byText(request.text ?? '', topK, filter);
+  const depth = Math.max(topK * 3, 20);
+  const [vectorHits, textHits] = await Promise.all([
+    request.vector ? byVector(request.vector, depth, filter) : [],
+    byText(request.text ?? '', depth, filter),
+  ]);
+  return fuseByReciprocalRank([vectorHits, textHits], topK);
 }
 
 export function matchesFilter(chunk: ChunkRecord, filter: SearchFilter | undefined): boolean {

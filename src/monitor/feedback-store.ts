@@ -1,7 +1,14 @@
-import type { Transaction } from 'kysely';
+import type { Selectable, Transaction } from 'kysely';
 import { NotFoundError } from '../core/errors.ts';
 import { isoNow, newId } from '../core/ids.ts';
-import { type Database, isUniqueViolation, type MetadataDb } from '../db/index.ts';
+import { type NewestFirstPage, newestFirst } from '../core/paging.ts';
+import {
+  type Database,
+  type FeedbackTable,
+  isUniqueViolation,
+  type MetadataDb,
+  type SqlDialectName,
+} from '../db/index.ts';
 
 export type Rating = 'up' | 'down';
 
@@ -26,6 +33,19 @@ export interface FeedbackInput {
   correction?: string | null | undefined;
 }
 
+/**
+ * A change to a recorded vote, by its id: the comment and correction that follow a thumbs
+ * click, or a changed rating. A field left undefined keeps its value; `null` clears it.
+ */
+export interface FeedbackUpdate {
+  id: string;
+  /** Only the user who cast the vote may change it; anyone else gets a 404. */
+  userId: string;
+  rating?: Rating | undefined;
+  comment?: string | null | undefined;
+  correction?: string | null | undefined;
+}
+
 export interface RecordedFeedback {
   feedback: FeedbackRecord;
   /** The user had voted on this response before; this vote replaced it. */
@@ -35,16 +55,13 @@ export interface RecordedFeedback {
   counted: boolean;
 }
 
-export interface FeedbackFilter {
+export interface FeedbackFilter extends NewestFirstPage {
   modelVersion?: string | undefined;
   rating?: Rating | undefined;
   /** Votes cast (or last changed) at or after this ISO time. */
   since?: string | undefined;
   /** Votes cast (or last changed) before this ISO time. */
   until?: string | undefined;
-  /** Paging backwards: only feedback with an id lower than this one. */
-  before?: string | undefined;
-  limit?: number | undefined;
 }
 
 export interface RatingCount {
@@ -57,6 +74,11 @@ export interface RatingCount {
 export interface FeedbackStore {
   /** Records a vote; a second vote by the same user on the same response replaces the first. */
   record(input: FeedbackInput): Promise<RecordedFeedback>;
+  /**
+   * Updates a recorded vote in place. Only a changed rating is a vote (appended to
+   * `feedback_votes` and counted); a comment or correction alone is not.
+   */
+  update(input: FeedbackUpdate): Promise<RecordedFeedback>;
   get(id: string): Promise<FeedbackRecord | undefined>;
   /** Newest first. */
   list(filter?: FeedbackFilter): Promise<FeedbackRecord[]>;
@@ -64,19 +86,11 @@ export interface FeedbackStore {
   currentCounts(): Promise<RatingCount[]>;
   /** Counted votes (what `bertha_feedback_total` counts) per model version and rating, optionally since a time. */
   countedVotes(since?: string): Promise<RatingCount[]>;
+  /** When the newest counted vote on a model version was cast (the loop's feedback-to-alert starts there). */
+  newestCountedVote(modelVersion: string): Promise<string | undefined>;
 }
 
-interface FeedbackRow {
-  id: string;
-  answer_id: string;
-  user_id: string;
-  model_version: string;
-  rating: string;
-  comment: string | null;
-  correction: string | null;
-  created_at: string;
-  updated_at: string;
-}
+type FeedbackRow = Selectable<FeedbackTable>;
 
 function toRecord(row: FeedbackRow): FeedbackRecord {
   return {
@@ -103,8 +117,10 @@ function toCounts(rows: { model_version: string; rating: string; count: number |
 /** Most votes one SQLite transaction commits together. */
 const MAX_BATCH = 256;
 
-interface QueuedVote {
-  input: FeedbackInput;
+type FeedbackWrite = (trx: Transaction<Database>) => Promise<RecordedFeedback>;
+
+interface QueuedWrite {
+  write: FeedbackWrite;
   resolve(result: RecordedFeedback): void;
   reject(error: unknown): void;
 }
@@ -164,32 +180,70 @@ async function writeVote(trx: Transaction<Database>, input: FeedbackInput): Prom
   }
   const previousRating = (existing?.rating as Rating | undefined) ?? null;
   const counted = previousRating !== input.rating;
+  await appendVote(trx, row, previousRating, counted);
+  return { feedback: toRecord(row), replaced: existing !== undefined, previousRating, counted };
+}
+
+async function appendVote(
+  trx: Transaction<Database>,
+  row: FeedbackRow,
+  previousRating: Rating | null,
+  counted: boolean,
+): Promise<void> {
   await trx
     .insertInto('feedback_votes')
     .values({
       id: newId('vote'),
       feedback_id: row.id,
       model_version: row.model_version,
-      rating: input.rating,
+      rating: row.rating,
       previous_rating: previousRating,
       counted: counted ? 1 : 0,
-      created_at: now,
+      created_at: row.updated_at,
     })
     .execute();
-  return { feedback: toRecord(row), replaced: existing !== undefined, previousRating, counted };
+}
+
+/** Updates one vote inside `trx`; a missing vote, or another user's, throws before anything is written. */
+async function writeUpdate(
+  trx: Transaction<Database>,
+  input: FeedbackUpdate,
+  dialect: SqlDialectName,
+): Promise<RecordedFeedback> {
+  let query = trx.selectFrom('feedback').selectAll().where('id', '=', input.id);
+  // PostgreSQL: two racing rating changes must not both read the old rating and both count.
+  if (dialect === 'postgres') query = query.forUpdate();
+  const existing = await query.executeTakeFirst();
+  if (!existing || existing.user_id !== input.userId) throw new NotFoundError('feedback', input.id);
+  const row: FeedbackRow = {
+    ...existing,
+    rating: input.rating ?? existing.rating,
+    comment: input.comment === undefined ? existing.comment : input.comment,
+    correction: input.correction === undefined ? existing.correction : input.correction,
+    updated_at: isoNow(),
+  };
+  await trx
+    .updateTable('feedback')
+    .set({ rating: row.rating, comment: row.comment, correction: row.correction, updated_at: row.updated_at })
+    .where('id', '=', row.id)
+    .execute();
+  const previousRating = existing.rating as Rating;
+  const counted = row.rating !== previousRating;
+  if (counted) await appendVote(trx, row, previousRating, true);
+  return { feedback: toRecord(row), replaced: true, previousRating, counted };
 }
 
 export function createFeedbackStore(db: MetadataDb): FeedbackStore {
   const kysely = db.kysely;
-  const queue: QueuedVote[] = [];
+  const queue: QueuedWrite[] = [];
   let flushing = false;
 
   /**
-   * SQLite: group commit. Votes that arrive in the same turn of the event loop (every request
-   * Node read from its sockets in one poll) are written in one transaction, so a burst of votes
-   * shares one commit (and one write of each touched page) instead of paying for its own; each
-   * caller still hears back only after its vote is committed. A missing answer fails only its
-   * own vote.
+   * SQLite: group commit. Votes and updates that arrive in the same turn of the event loop
+   * (every request Node read from its sockets in one poll) are written in one transaction, so a
+   * burst of votes shares one commit (and one write of each touched page) instead of paying for
+   * its own; each caller still hears back only after its write is committed. A missing answer
+   * or vote fails only its own write.
    */
   async function flush(): Promise<void> {
     while (queue.length > 0) {
@@ -197,30 +251,30 @@ export function createFeedbackStore(db: MetadataDb): FeedbackStore {
       const outcomes: ({ ok: true; value: RecordedFeedback } | { ok: false; error: unknown })[] = [];
       try {
         await kysely.transaction().execute(async (trx) => {
-          for (const vote of batch) {
+          for (const queued of batch) {
             try {
-              outcomes.push({ ok: true, value: await writeVote(trx, vote.input) });
+              outcomes.push({ ok: true, value: await queued.write(trx) });
             } catch (error) {
               if (!(error instanceof NotFoundError)) throw error;
               outcomes.push({ ok: false, error });
             }
           }
         });
-        batch.forEach((vote, index) => {
+        batch.forEach((queued, index) => {
           const outcome = outcomes[index];
-          if (outcome?.ok) vote.resolve(outcome.value);
-          else vote.reject(outcome?.error);
+          if (outcome?.ok) queued.resolve(outcome.value);
+          else queued.reject(outcome?.error);
         });
       } catch (error) {
-        for (const vote of batch) vote.reject(error);
+        for (const queued of batch) queued.reject(error);
       }
     }
     flushing = false;
   }
 
-  function recordBatched(input: FeedbackInput): Promise<RecordedFeedback> {
+  function batched(write: FeedbackWrite): Promise<RecordedFeedback> {
     return new Promise((resolve, reject) => {
-      queue.push({ input, resolve, reject });
+      queue.push({ write, resolve, reject });
       if (flushing) return;
       flushing = true;
       // Each request is handled in its own I/O callback, and a transaction started right away
@@ -230,20 +284,27 @@ export function createFeedbackStore(db: MetadataDb): FeedbackStore {
     });
   }
 
-  async function recordOnce(input: FeedbackInput): Promise<RecordedFeedback> {
-    return kysely.transaction().execute((trx) => writeVote(trx, input));
+  /** Commits `write` before resolving: batched with others on SQLite, a transaction of its own on PostgreSQL. */
+  function commit(write: FeedbackWrite): Promise<RecordedFeedback> {
+    if (db.dialect === 'sqlite') return batched(write);
+    return kysely.transaction().execute(write);
   }
 
   return {
     async record(input) {
-      if (db.dialect === 'sqlite') return recordBatched(input);
+      const write: FeedbackWrite = (trx) => writeVote(trx, input);
+      if (db.dialect === 'sqlite') return commit(write);
       try {
-        return await recordOnce(input);
+        return await commit(write);
       } catch (error) {
         // A concurrent first vote by the same user won the insert; ours becomes the replacement.
-        if (isUniqueViolation(error)) return recordOnce(input);
+        if (isUniqueViolation(error)) return commit(write);
         throw error;
       }
+    },
+
+    update(input) {
+      return commit((trx) => writeUpdate(trx, input, db.dialect));
     },
 
     async get(id) {
@@ -257,11 +318,7 @@ export function createFeedbackStore(db: MetadataDb): FeedbackStore {
       if (filter.rating) query = query.where('rating', '=', filter.rating);
       if (filter.since) query = query.where('updated_at', '>=', filter.since);
       if (filter.until) query = query.where('updated_at', '<', filter.until);
-      if (filter.before) query = query.where('id', '<', filter.before);
-      const rows = await query
-        .orderBy('id', 'desc')
-        .limit(filter.limit ?? 100)
-        .execute();
+      const rows = await newestFirst(query, filter, 100).execute();
       return rows.map(toRecord);
     },
 
@@ -282,6 +339,16 @@ export function createFeedbackStore(db: MetadataDb): FeedbackStore {
       if (since) query = query.where('created_at', '>=', since);
       const rows = await query.groupBy(['model_version', 'rating']).execute();
       return toCounts(rows);
+    },
+
+    async newestCountedVote(modelVersion) {
+      const row = await kysely
+        .selectFrom('feedback_votes')
+        .select(({ fn }) => fn.max('created_at').as('newest'))
+        .where('counted', '=', 1)
+        .where('model_version', '=', modelVersion)
+        .executeTakeFirst();
+      return row?.newest ?? undefined;
     },
   };
 }

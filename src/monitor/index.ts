@@ -5,11 +5,26 @@ export {
   type FeedbackInput,
   type FeedbackRecord,
   type FeedbackStore,
+  type FeedbackUpdate,
   type Rating,
   type RecordedFeedback,
 } from './feedback-store.ts';
 export { gatewayToken } from './gateway-token.ts';
+export {
+  createLoopMetrics,
+  LOOP_BUCKETS,
+  LOOP_INTERVALS,
+  type LoopInterval,
+  type LoopMetrics,
+  type LoopSpan,
+  loopMetricName,
+  noLoopMetrics,
+  type RollbackKind,
+  type SuppressionReason,
+} from './loop-metrics.ts';
+export { LOOP_OBJECTIVES, LOOP_SLO_WINDOW, loopSloAlertName, loopSloRules } from './loop-slos.ts';
 export { createMetricsRegistry } from './metrics.ts';
+export { createMonitorLease, type MonitorLease } from './monitor-lease.ts';
 export { GATEWAY_PATH, type RenderedFile, renderMonitoring } from './render.ts';
 export {
   type AlertingRule,

@@ -1,5 +1,7 @@
 import YAML from 'yaml';
 import type { Config } from '../config/index.ts';
+import { LOOP_INTERVALS, type LoopInterval, loopMetricName } from './loop-metrics.ts';
+import { humanSeconds, LOOP_OBJECTIVES, loopSloRules } from './loop-slos.ts';
 import { degradationRules } from './rules.ts';
 
 export interface RenderedFile {
@@ -12,6 +14,7 @@ export interface RenderedFile {
 
 export const GATEWAY_PATH = '/events/alertmanager';
 const RULE_GROUP = 'bertha-feedback-quality';
+const SLO_RULE_GROUP = 'bertha-loop-slos';
 const RECEIVER = 'bertha-gateway';
 const GROUP_BY = ['alertname', 'model_version'];
 
@@ -25,6 +28,11 @@ function ruleGroups(config: Config) {
       name: RULE_GROUP,
       interval: config.monitor.prometheus.evaluationInterval,
       rules: degradationRules(config.monitor.rules),
+    },
+    {
+      name: SLO_RULE_GROUP,
+      interval: config.monitor.prometheus.evaluationInterval,
+      rules: loopSloRules(),
     },
   ];
 }
@@ -85,7 +93,7 @@ const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
 function panel(
   id: number,
   title: string,
-  type: 'gauge' | 'timeseries',
+  type: 'gauge' | 'timeseries' | 'bargauge',
   query: { expr: string; legend: string },
   gridPos: { x: number; y: number; w: number; h: number },
   defaults: Record<string, unknown> = { unit: 'short' },
@@ -101,7 +109,7 @@ function panel(
   };
 }
 
-/** Grafana dashboard (schema 39) over the feedback metrics; the data source is a dashboard variable. */
+/** Grafana dashboard (schema 39) over the feedback and loop metrics; the data source is a dashboard variable. */
 export function renderGrafanaDashboard(config: Config): string {
   const { window, threshold } = config.monitor.rules.downRatio;
   const ratioDefaults = {
@@ -164,14 +172,104 @@ export function renderGrafanaDashboard(config: Config): string {
         'Degradation alerts',
         'timeseries',
         {
-          expr: 'sum by (alertname, model_version) (ALERTS{component="bertha"})',
+          expr: 'sum by (alertname, model_version) (ALERTS{component="bertha", slo=""})',
           legend: '{{alertname}} {{model_version}}',
         },
         { x: 12, y: 8, w: 12, h: 8 },
       ),
+      ...loopPanels(16),
     ],
   };
   return `${JSON.stringify(dashboard, null, 2)}\n`;
+}
+
+/** Green below the hop's objective, red above it. */
+function objectiveDefaults(interval: LoopInterval) {
+  return {
+    unit: 's',
+    min: 0,
+    thresholds: {
+      mode: 'absolute',
+      steps: [
+        { color: 'green', value: null },
+        { color: 'red', value: LOOP_OBJECTIVES[interval].seconds },
+      ],
+    },
+  };
+}
+
+/**
+ * The loop measuring itself, below the feedback panels from row `top`. A hop labelled with a
+ * model version happens a few times per version, so each version's mean duration is shown
+ * (the totals need no `rate()`, which misses a series' first observation); uploads are
+ * frequent enough for percentiles over an hour. Then the counters and the SLO alerts.
+ */
+function loopPanels(top: number) {
+  const title = (interval: LoopInterval) => {
+    const name = LOOP_OBJECTIVES[interval].title;
+    return `${name.charAt(0).toUpperCase()}${name.slice(1)} (objective ${humanSeconds(LOOP_OBJECTIVES[interval].seconds)})`;
+  };
+  const labelled = (Object.keys(LOOP_INTERVALS) as LoopInterval[]).filter(
+    (interval) => LOOP_INTERVALS[interval].modelVersion,
+  );
+  const panels = labelled.map((interval, index) => {
+    const metric = loopMetricName(interval);
+    return panel(
+      100 + index,
+      `${title(interval)}, mean per model version`,
+      'bargauge',
+      {
+        expr: `sum by (model_version) (${metric}_sum) / sum by (model_version) (${metric}_count)`,
+        legend: '{{model_version}}',
+      },
+      { x: (index % 3) * 8, y: top + Math.floor(index / 3) * 8, w: 8, h: 8 },
+      objectiveDefaults(interval),
+    );
+  });
+  const below = top + Math.ceil(labelled.length / 3) * 8;
+  const upload = loopMetricName('upload_to_searchable');
+  return [
+    ...panels,
+    panel(
+      110,
+      `${title('upload_to_searchable')}, p95 over 1h`,
+      'timeseries',
+      {
+        expr: `histogram_quantile(0.95, sum by (le) (rate(${upload}_bucket[1h])))`,
+        legend: 'p95',
+      },
+      { x: 0, y: below, w: 12, h: 8 },
+      objectiveDefaults('upload_to_searchable'),
+    ),
+    panel(
+      111,
+      'Loop SLO alerts',
+      'timeseries',
+      { expr: 'sum by (alertname) (ALERTS{slo!="", alertstate="firing"})', legend: '{{alertname}}' },
+      { x: 12, y: below, w: 12, h: 8 },
+    ),
+    panel(
+      112,
+      'Triggers suppressed per hour',
+      'timeseries',
+      { expr: 'sum by (reason) (increase(bertha_loop_triggers_suppressed_total[1h]))', legend: '{{reason}}' },
+      { x: 0, y: below + 8, w: 8, h: 8 },
+    ),
+    panel(
+      113,
+      'Gate refusals per day',
+      'timeseries',
+      { expr: 'sum by (reason) (increase(bertha_loop_gate_refusals_total[1d]))', legend: '{{reason}}' },
+      { x: 8, y: below + 8, w: 8, h: 8 },
+    ),
+    panel(
+      114,
+      'Rollbacks per day',
+      'timeseries',
+      { expr: 'sum by (kind) (increase(bertha_loop_rollbacks_total[1d]))', legend: '{{kind}}' },
+      { x: 16, y: below + 8, w: 8, h: 8 },
+    ),
+  ];
 }
 
 /** In-cluster address of Bertha's Service. */

@@ -1,8 +1,8 @@
 import type { Logger } from '../core/logger.ts';
 import type { AlertEventPayload, EventBus } from '../events/index.ts';
 import { alertEventType } from '../events/index.ts';
-import type { FeedbackMetrics } from './feedback-metrics.ts';
 import type { FeedbackStore } from './feedback-store.ts';
+import type { LoopMetrics } from './loop-metrics.ts';
 import {
   type DegradationRulesConfig,
   DOWN_OVER_UP_ALERT,
@@ -14,50 +14,63 @@ import {
 export interface QualityWatcher {
   /** One evaluation of every rule; publishes firing and resolved alerts as events. */
   evaluate(now?: Date): Promise<void>;
-  /** Evaluates every `intervalMs` until the returned stop function is called. */
-  start(intervalMs: number): () => Promise<void>;
+  /**
+   * Evaluates every `intervalMs` until the returned stop function is called, while `active()`
+   * says so (the monitor lease: one process of a deployment watches). Pausing forgets the
+   * conditions seen, since another process watched meanwhile.
+   */
+  start(intervalMs: number, active?: () => boolean): () => Promise<void>;
 }
 
 interface AlertState {
   activeSince: number;
   firingSince: string | null;
+  /** The newest counted vote on the version when the condition was first seen: the vote that tipped it. */
+  tippedAt: string | undefined;
 }
 
 /**
  * Prometheus's alerting semantics in-process, for machines without Prometheus: a condition
  * that holds for the rule's `for` fires, and fires once; when it stops holding, a firing
  * alert resolves. Events have the gateway's shape (source `watcher`), so sensors cannot
- * tell the two apart.
+ * tell the two apart. The counts are read from the database, so votes cast through any
+ * replica count.
  */
 export function createQualityWatcher(options: {
   rules: DegradationRulesConfig;
-  metrics: FeedbackMetrics;
   store: FeedbackStore;
   bus: EventBus;
   logger: Logger;
+  /** Times feedback-to-alert for each alert this process raises. */
+  loop?: LoopMetrics;
 }): QualityWatcher {
-  const { rules, metrics, store, bus, logger } = options;
+  const { rules, store, bus, logger } = options;
   const definitions = new Map(degradationRules(rules).map((rule) => [rule.alert, rule]));
   const states = new Map<string, AlertState>();
+
+  /** What `bertha_feedback_total` counts, per model version (since a time: what `increase()` over a window sees). */
+  async function countedByVersion(since?: string): Promise<Map<string, { up: number; down: number }>> {
+    const byVersion = new Map<string, { up: number; down: number }>();
+    for (const row of await store.countedVotes(since)) {
+      const counts = byVersion.get(row.modelVersion) ?? { up: 0, down: 0 };
+      counts[row.rating] += row.count;
+      byVersion.set(row.modelVersion, counts);
+    }
+    return byVersion;
+  }
 
   async function activeConditions(now: Date): Promise<Map<string, { alert: string; modelVersion: string }>> {
     const active = new Map<string, { alert: string; modelVersion: string }>();
     const add = (alert: string, modelVersion: string) =>
       active.set(JSON.stringify([alert, modelVersion]), { alert, modelVersion });
     if (rules.downOverUp.enabled) {
-      for (const tally of metrics.tallies()) {
-        if (tally.downTotal > tally.upTotal) add(DOWN_OVER_UP_ALERT, tally.modelVersion);
+      for (const [modelVersion, { up, down }] of await countedByVersion()) {
+        if (down > up) add(DOWN_OVER_UP_ALERT, modelVersion);
       }
     }
     if (rules.downRatio.enabled) {
       const since = new Date(now.getTime() - durationMs(rules.downRatio.window)).toISOString();
-      const byVersion = new Map<string, { up: number; down: number }>();
-      for (const row of await store.countedVotes(since)) {
-        const counts = byVersion.get(row.modelVersion) ?? { up: 0, down: 0 };
-        counts[row.rating] += row.count;
-        byVersion.set(row.modelVersion, counts);
-      }
-      for (const [modelVersion, { up, down }] of byVersion) {
+      for (const [modelVersion, { up, down }] of await countedByVersion(since)) {
         const votes = up + down;
         if (votes >= rules.downRatio.minVotes && down / votes > rules.downRatio.threshold) {
           add(DOWN_RATIO_ALERT, modelVersion);
@@ -73,6 +86,7 @@ export function createQualityWatcher(options: {
     status: 'firing' | 'resolved',
     startsAt: string,
     now: Date,
+    tippedAt?: string,
   ) {
     const rule = definitions.get(alert);
     const labels = { alertname: alert, model_version: modelVersion, ...(rule?.labels ?? {}) };
@@ -89,25 +103,32 @@ export function createQualityWatcher(options: {
       ends_at: status === 'resolved' ? now.toISOString() : '0001-01-01T00:00:00Z',
       generator_url: '',
     };
-    await bus.publish({
+    const { event, duplicate } = await bus.publish({
       type: alertEventType(status, modelVersion),
       source: 'watcher',
       subject: modelVersion,
       dedupeKey: `watcher:${alert}:${modelVersion}:${status}:${startsAt}`,
       payload,
     });
+    if (status === 'firing' && !duplicate && tippedAt) {
+      options.loop?.observe('feedback_to_alert', { from: tippedAt, to: event.createdAt, modelVersion });
+    }
     logger.info({ alert, modelVersion, status }, status === 'firing' ? 'model degraded' : 'model recovered');
   }
 
   async function evaluate(now = new Date()): Promise<void> {
     const active = await activeConditions(now);
     for (const [key, { alert, modelVersion }] of active) {
-      const state = states.get(key) ?? { activeSince: now.getTime(), firingSince: null };
-      states.set(key, state);
+      let state = states.get(key);
+      if (!state) {
+        const tippedAt = options.loop ? await store.newestCountedVote(modelVersion) : undefined;
+        state = { activeSince: now.getTime(), firingSince: null, tippedAt };
+        states.set(key, state);
+      }
       const holdMs = durationMs(definitions.get(alert)?.for ?? '0s');
       if (state.firingSince === null && now.getTime() - state.activeSince >= holdMs) {
         state.firingSince = now.toISOString();
-        await publish(alert, modelVersion, 'firing', state.firingSince, now);
+        await publish(alert, modelVersion, 'firing', state.firingSince, now, state.tippedAt);
       }
     }
     for (const [key, state] of states) {
@@ -122,12 +143,18 @@ export function createQualityWatcher(options: {
 
   return {
     evaluate,
-    start(intervalMs) {
+    start(intervalMs, active = () => true) {
       let running: Promise<void> = Promise.resolve();
       const timer = setInterval(() => {
-        running = running.then(() =>
-          evaluate().catch((error: unknown) => logger.error({ err: error }, 'quality watcher evaluation failed')),
-        );
+        running = running.then(() => {
+          if (!active()) {
+            states.clear();
+            return;
+          }
+          return evaluate().catch((error: unknown) =>
+            logger.error({ err: error }, 'quality watcher evaluation failed'),
+          );
+        });
       }, intervalMs);
       timer.unref();
       return async () => {

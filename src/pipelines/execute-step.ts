@@ -6,11 +6,13 @@ import type { Logger } from '../core/logger.ts';
 import type { PipelineLogsTable } from '../db/index.ts';
 import { type ObjectBody, type ObjectStore, readObject } from '../objects/index.ts';
 import { backoffFor, type PipelineDefinition, type ResolvedStep, type RunParams } from './definition.ts';
-import type { StepContext, StepHandlerRegistry, StepLogger } from './handlers.ts';
+import type { StepContext, StepHandlerRegistry, StepLogger, StepResult } from './handlers.ts';
+import { createRunState, type RunState, type StepStatus } from './run-state.ts';
+import { createStepAttemptLineage, type StepAttemptLineage } from './step-lineage.ts';
 import type { ArtifactRecord, RunRecord, RunStore } from './store.ts';
 
 export type StepOutcome =
-  | { status: 'succeeded'; cachedFrom: string | null }
+  | { status: 'succeeded'; cachedFrom: string | null; skipRemaining?: string }
   | { status: 'failed'; error: string }
   | { status: 'cancelled' };
 
@@ -32,6 +34,8 @@ export interface ExecuteStepOptions {
   inputKeys?: Record<string, string>;
   /** Attempts already made, when the caller has just read the step (saves a query per step). */
   attemptsSoFar?: number;
+  /** The caller's; by default one over `store`. */
+  state?: RunState;
 }
 
 export class StepTimeoutError extends BerthaError {
@@ -132,11 +136,12 @@ async function reuseFromCache(options: ExecuteStepOptions, cacheKey: string): Pr
  */
 export async function executeStep(options: ExecuteStepOptions): Promise<StepOutcome> {
   const { store, objects, handlers, definition, run, step, owner, signal } = options;
+  const state = options.state ?? createRunState(store);
   const logger = options.logger.child({ pipeline: definition.name });
   const handler = handlers.get(step.handler);
   if (!handler) {
     const error = `no handler '${step.handler}' is registered for step '${step.name}'`;
-    await store.updateStep(run.id, step.name, { status: 'failed', error, finished_at: isoNow() });
+    await state.endPendingStep(run.id, step.name, 'failed', error);
     return { status: 'failed', error };
   }
   const params: RunParams = Object.fromEntries(
@@ -148,53 +153,71 @@ export async function executeStep(options: ExecuteStepOptions): Promise<StepOutc
   for (;;) {
     if (signal.aborted) return { status: 'cancelled' };
     attempt += 1;
-    const attemptId = await store.startAttempt(run.id, step.name, attempt, owner);
+    const attemptId = await state.startAttempt(run.id, step.name, attempt, owner);
     const stepLog = createStepLog(store, logger, run.id, step.name, attempt);
+    const lineage = createStepAttemptLineage({
+      db: store.db,
+      pipeline: definition.name,
+      runId: run.id,
+      step: step.name,
+      attempt,
+      inputs: Object.values(step.inputs).map((ref) => artifactKey(definition.name, run.id, ref.from, ref.artifact)),
+      outputs: step.outputs.map((name) => artifactKey(definition.name, run.id, step.name, name)),
+      logger,
+    });
+    await lineage.started();
     let outcome: StepOutcome;
     try {
-      outcome = await runAttempt(options, { handler, params, attempt, log: stepLog.log });
+      outcome = await runAttempt(options, { handler, params, attempt, log: stepLog.log, lineage });
     } catch (error) {
       outcome = { status: 'failed', error: messageOf(error) };
       stepLog.log.error(`attempt ${attempt} failed: ${messageOf(error)}`);
     }
     await stepLog.flush();
+    await lineage.ended(signal.aborted ? { status: 'cancelled' } : outcome);
     const now = isoNow();
-    const stepRow = (values: Parameters<RunStore['updateStep']>[2]) => ({ runId: run.id, name: step.name, values });
+    const stepRow = (status: StepStatus, changes: Parameters<RunState['finishAttempt']>[2]['changes']) => ({
+      runId: run.id,
+      name: step.name,
+      status,
+      changes,
+    });
     if (outcome.status === 'succeeded') {
-      await store.finishAttempt(
+      await state.finishAttempt(
         attemptId,
-        'succeeded',
-        null,
-        stepRow({ status: 'succeeded', progress: 1, cached_from: outcome.cachedFrom, finished_at: now }),
+        { status: 'succeeded', error: null },
+        stepRow('succeeded', { progress: 1, cached_from: outcome.cachedFrom, finished_at: now }),
       );
       return outcome;
     }
     if (outcome.status === 'cancelled' || signal.aborted) {
-      await store.finishAttempt(
+      await state.finishAttempt(
         attemptId,
-        'cancelled',
-        'cancelled',
-        stepRow({ status: 'cancelled', error: 'cancelled', finished_at: now }),
+        { status: 'cancelled', error: 'cancelled' },
+        stepRow('cancelled', { error: 'cancelled', finished_at: now }),
       );
       return { status: 'cancelled' };
     }
     failures += 1;
     if (options.singleAttempt || failures > step.retry.limit) {
-      await store.finishAttempt(
+      await state.finishAttempt(
         attemptId,
-        'failed',
-        outcome.error,
-        stepRow({ status: 'failed', error: outcome.error, finished_at: now }),
+        { status: 'failed', error: outcome.error },
+        stepRow('failed', { error: outcome.error, finished_at: now }),
       );
       return outcome;
     }
     const wait = backoffFor(step.retry, failures);
-    await store.finishAttempt(attemptId, 'failed', outcome.error, stepRow({ status: 'pending', error: outcome.error }));
+    await state.finishAttempt(
+      attemptId,
+      { status: 'failed', error: outcome.error },
+      stepRow('pending', { error: outcome.error }),
+    );
     logger.info({ runId: run.id, step: step.name, attempt, waitMs: wait }, 'step failed; retrying after backoff');
     try {
       await sleep(wait, undefined, { signal });
     } catch {
-      await store.updateStep(run.id, step.name, { status: 'cancelled', finished_at: isoNow() });
+      await state.endPendingStep(run.id, step.name, 'cancelled', null);
       return { status: 'cancelled' };
     }
   }
@@ -206,6 +229,7 @@ export async function executeStep(options: ExecuteStepOptions): Promise<StepOutc
       params: RunParams;
       attempt: number;
       log: StepLogger;
+      lineage: StepAttemptLineage;
     },
   ): Promise<StepOutcome> {
     const inputs = await resolveInputs(options);
@@ -216,7 +240,7 @@ export async function executeStep(options: ExecuteStepOptions): Promise<StepOutc
         .map(([name, input]) => `${name}=${input.etag}`);
       const digest = createHash('sha256').update(etags.join('\n')).digest('hex').slice(0, 16);
       cacheKey = `${step.name}:${renderTemplate(step.cacheKey, attemptState.params)}:${digest}`;
-      await store.updateStep(run.id, step.name, { cache_key: cacheKey });
+      await store.setStepCacheKey(run.id, step.name, cacheKey);
       const cachedFrom = await reuseFromCache(options, cacheKey);
       if (cachedFrom) {
         attemptState.log.info(`reused the artifacts of run ${cachedFrom} (cache key ${cacheKey})`);
@@ -238,6 +262,7 @@ export async function executeStep(options: ExecuteStepOptions): Promise<StepOutc
       written.add(name);
       return info;
     };
+    let result: StepResult | undefined;
     const context: StepContext = {
       runId: run.id,
       pipeline: definition.name,
@@ -259,12 +284,10 @@ export async function executeStep(options: ExecuteStepOptions): Promise<StepOutc
       },
       log: attemptState.log,
       progress: async (fraction, message) => {
-        await store.updateStep(run.id, step.name, {
-          progress: Math.max(0, Math.min(1, fraction)),
-          progress_message: message ?? null,
-        });
+        await store.setStepProgress(run.id, step.name, Math.max(0, Math.min(1, fraction)), message ?? null);
       },
       signal: attemptSignal,
+      lineage: attemptState.lineage.context,
     };
     try {
       // A handler that ignores its signal still loses the race against the abort.
@@ -274,7 +297,7 @@ export async function executeStep(options: ExecuteStepOptions): Promise<StepOutc
         else attemptSignal.addEventListener('abort', onAbort, { once: true });
       });
       aborted.catch(() => undefined);
-      await Promise.race([attemptState.handler(context), aborted]);
+      result = (await Promise.race([attemptState.handler(context), aborted])) ?? undefined;
     } catch (error) {
       if (signal.aborted) return { status: 'cancelled' };
       const message = messageOf(error);
@@ -288,6 +311,13 @@ export async function executeStep(options: ExecuteStepOptions): Promise<StepOutc
       const error = `step '${step.name}' finished without writing ${missing.join(', ')}`;
       attemptState.log.error(error);
       return { status: 'failed', error };
+    }
+    if (result?.skipRemaining) {
+      const reason = result.skipRemaining;
+      attemptState.log.info(`the remaining steps are skipped: ${reason}`);
+      // Stored before the step counts as done, so a resumed run skips them too.
+      await state.settlePendingSteps(run.id, 'skipped', reason);
+      return { status: 'succeeded', cachedFrom: null, skipRemaining: reason };
     }
     return { status: 'succeeded', cachedFrom: null };
   }

@@ -1,5 +1,6 @@
 import type { ObjectBody, ObjectInfo } from '../objects/index.ts';
 import type { RunParams } from './definition.ts';
+import type { StepLineage } from './step-lineage.ts';
 
 export interface StepLogger {
   debug(message: string, fields?: Record<string, unknown>): void;
@@ -36,9 +37,21 @@ export interface StepContext {
   progress(fraction: number, message?: string): Promise<void>;
   /** Aborted on cancel, timeout, or when the runner loses its lease. */
   signal: AbortSignal;
+  /** Lineage edges the step made, and the datasets its OpenLineage events report. */
+  lineage: StepLineage;
 }
 
-export type StepHandler = (context: StepContext) => Promise<void>;
+/** What a handler may return; by default the run goes on to the steps that depend on this one. */
+export interface StepResult {
+  /**
+   * The steps after this one have nothing to do: they are marked skipped with this reason and
+   * the run ends. A decision, not a failure (retraining on a dataset already trained on).
+   */
+  skipRemaining?: string;
+}
+
+// biome-ignore lint/suspicious/noConfusingVoidType: most handlers return nothing; `async () => {}` is a Promise<void>
+export type StepHandler = (context: StepContext) => Promise<void | StepResult>;
 
 export interface StepHandlerRegistry {
   get(name: string): StepHandler | undefined;

@@ -1,13 +1,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConflictError, NotFoundError } from '../core/errors.ts';
-import { isoNow } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import { isUniqueViolation } from '../db/index.ts';
 import type { ObjectStore } from '../objects/index.ts';
 import type { PipelineCatalog } from './catalog.ts';
 import { resolveRunParams, stepOf } from './definition.ts';
 import { executeStep, type StepOutcome } from './execute-step.ts';
+import { createRunState } from './run-state.ts';
 import type { RunRecord, RunStore } from './store.ts';
 
 export interface RunOneStepOptions {
@@ -34,15 +34,8 @@ async function findOrCreateRun(options: RunOneStepOptions): Promise<RunRecord> {
   const definition = options.catalog.get(options.pipeline);
   const params = resolveRunParams(definition, options.params);
   try {
-    const run = await options.store.createRun({
-      id: options.runId,
-      definition,
-      params,
-      source: 'argo',
-      executor: 'argo',
-    });
-    await options.store.updateRun(run.id, { status: 'running', started_at: isoNow() });
-    return { ...run, status: 'running' };
+    // Created running: its pods are already running.
+    return await options.store.createRun({ id: options.runId, definition, params, source: 'argo', executor: 'argo' });
   } catch (error) {
     // Parallel first steps of one workflow create the run at once: the first insert wins.
     if (!isUniqueViolation(error)) throw error;
@@ -63,6 +56,17 @@ export async function runOneStep(options: RunOneStepOptions): Promise<StepOutcom
   if (run.pipeline !== definition.name) {
     throw new ConflictError(`run '${run.id}' belongs to pipeline '${run.pipeline}', not '${definition.name}'`);
   }
+  const state = createRunState(options.store);
+  const before = await options.store.getStep(run.id, step.name);
+  if (before?.status === 'skipped') {
+    // An earlier step decided the rest of the run has nothing to do; Argo still starts this pod.
+    options.logger.info({ runId: run.id, step: step.name, reason: before.error }, 'step skipped');
+    if (options.outputsDir) {
+      await mkdir(options.outputsDir, { recursive: true });
+      for (const name of step.outputs) await writeFile(path.join(options.outputsDir, name), '');
+    }
+    return { status: 'succeeded', cachedFrom: null, skipRemaining: before.error ?? 'skipped' };
+  }
   const outcome = await executeStep({
     store: options.store,
     objects: options.objects,
@@ -75,6 +79,7 @@ export async function runOneStep(options: RunOneStepOptions): Promise<StepOutcom
     signal: options.signal,
     singleAttempt: options.singleAttempt,
     inputKeys: options.inputKeys,
+    state,
   });
   if (outcome.status === 'succeeded' && options.outputsDir) {
     await mkdir(options.outputsDir, { recursive: true });
@@ -83,19 +88,6 @@ export async function runOneStep(options: RunOneStepOptions): Promise<StepOutcom
       if (artifact) await writeFile(path.join(options.outputsDir, name), artifact.objectKey);
     }
   }
-  if (run.executor === 'argo') {
-    const steps = await options.store.listSteps(run.id);
-    if (outcome.status === 'failed') {
-      await options.store.updateRun(run.id, {
-        status: 'failed',
-        error: `step '${step.name}' failed: ${outcome.error}`,
-      });
-    } else if (steps.every((candidate) => candidate.status === 'succeeded')) {
-      await options.store.updateRun(run.id, { status: 'succeeded', error: null, finished_at: isoNow() });
-    } else if (outcome.status === 'succeeded') {
-      // A retried pod that succeeds after an earlier failure puts the run back on track.
-      await options.store.updateRun(run.id, { status: 'running', error: null });
-    }
-  }
+  if (run.executor === 'argo') await state.settleArgo(run.id, step.name, outcome);
   return outcome;
 }

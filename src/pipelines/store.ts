@@ -1,4 +1,5 @@
 import { isoNow, newId } from '../core/ids.ts';
+import { type NewestFirstPage, newestFirst } from '../core/paging.ts';
 import type {
   MetadataDb,
   PipelineArtifactsTable,
@@ -8,10 +9,8 @@ import type {
   PipelineStepsTable,
 } from '../db/index.ts';
 import type { PipelineDefinition, RunParams } from './definition.ts';
-
-export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped';
-export const ACTIVE_RUN_STATUSES: RunStatus[] = ['queued', 'running'];
+import { ACTIVE_RUN_STATUSES, checkInitial, type RunStatus, type StepStatus } from './run-state.ts';
+import { createTriggerStore } from './triggers.ts';
 
 export interface RunRecord {
   id: string;
@@ -154,28 +153,35 @@ export interface CreateRunInput {
   id?: string;
 }
 
-export interface RunFilter {
+export interface RunFilter extends NewestFirstPage {
   pipeline?: string | undefined;
   status?: RunStatus | undefined;
-  before?: string | undefined;
-  limit?: number | undefined;
 }
 
-/** Rows of runs, steps, attempts, artifacts and logs; shared by the runner, `bertha step` and the API. */
+/**
+ * Rows of runs, steps, attempts, artifacts, logs and triggers; shared by the runner, `bertha
+ * step` and the API. Status changes are not written here but by `run-state.ts`.
+ */
 export function createRunStore(db: MetadataDb) {
   const k = db.kysely;
 
   return {
     db,
+    triggers: createTriggerStore(db),
 
-    /** The run row and one `pending` row per step, in one transaction. */
+    /**
+     * The run row and one `pending` row per step, in one transaction. A local run is queued for
+     * a runner; an Argo run is created by its first pod, running.
+     */
     async createRun(input: CreateRunInput, trx = k): Promise<RunRecord> {
       const now = isoNow();
+      const executor = input.executor ?? 'local';
+      const id = input.id ?? newId('run');
       const row: PipelineRunsTable = {
-        id: input.id ?? newId('run'),
+        id,
         pipeline: input.definition.name,
-        status: 'queued',
-        executor: input.executor ?? 'local',
+        status: checkInitial('run', id, executor === 'argo' ? 'running' : 'queued'),
+        executor,
         params_json: JSON.stringify(input.params),
         source: input.source,
         trigger_id: input.triggerId ?? null,
@@ -185,7 +191,7 @@ export function createRunStore(db: MetadataDb) {
         cancel_requested: 0,
         error: null,
         created_at: now,
-        started_at: null,
+        started_at: executor === 'argo' ? now : null,
         finished_at: null,
         updated_at: now,
       };
@@ -198,7 +204,7 @@ export function createRunStore(db: MetadataDb) {
               id: newId('stp'),
               run_id: row.id,
               name: step.name,
-              status: 'pending',
+              status: checkInitial('step', `${row.id}/${step.name}`, 'pending'),
               attempts: 0,
               cache_key: null,
               cached_from: null,
@@ -226,11 +232,7 @@ export function createRunStore(db: MetadataDb) {
       let query = k.selectFrom('pipeline_runs').selectAll();
       if (filter.pipeline) query = query.where('pipeline', '=', filter.pipeline);
       if (filter.status) query = query.where('status', '=', filter.status);
-      if (filter.before) query = query.where('id', '<', filter.before);
-      const rows = await query
-        .orderBy('id', 'desc')
-        .limit(filter.limit ?? 50)
-        .execute();
+      const rows = await newestFirst(query, filter, 50).execute();
       return rows.map(toRun);
     },
 
@@ -276,92 +278,45 @@ export function createRunStore(db: MetadataDb) {
       return rows.map(toLog);
     },
 
-    async updateStep(runId: string, name: string, values: Partial<Omit<PipelineStepsTable, 'id' | 'run_id' | 'name'>>) {
+    async setStepCacheKey(runId: string, name: string, cacheKey: string) {
       await k
         .updateTable('pipeline_steps')
-        .set({ ...values, updated_at: isoNow() })
+        .set({ cache_key: cacheKey, updated_at: isoNow() })
         .where('run_id', '=', runId)
         .where('name', '=', name)
         .execute();
     },
 
-    async updateRun(id: string, values: Partial<Omit<PipelineRunsTable, 'id'>>) {
+    async setStepProgress(runId: string, name: string, progress: number, message: string | null) {
       await k
-        .updateTable('pipeline_runs')
-        .set({ ...values, updated_at: isoNow() })
-        .where('id', '=', id)
-        .execute();
-    },
-
-    /** The attempt row and the step's `running` state, in one transaction (one commit per step start). */
-    async startAttempt(runId: string, step: string, attempt: number, owner: string): Promise<string> {
-      const id = newId('att');
-      const now = isoNow();
-      await k.transaction().execute(async (trx) => {
-        await trx
-          .insertInto('pipeline_attempts')
-          .values({
-            id,
-            run_id: runId,
-            step,
-            attempt,
-            status: 'running',
-            owner,
-            error: null,
-            started_at: now,
-            finished_at: null,
-          })
-          .execute();
-        await trx
-          .updateTable('pipeline_steps')
-          .set({
-            status: 'running',
-            attempts: attempt,
-            error: null,
-            started_at: now,
-            finished_at: null,
-            updated_at: now,
-          })
-          .where('run_id', '=', runId)
-          .where('name', '=', step)
-          .execute();
-      });
-      return id;
-    },
-
-    /** Closes an attempt and records the step's resulting state, in one transaction. */
-    async finishAttempt(
-      id: string,
-      status: string,
-      error: string | null,
-      step?: { runId: string; name: string; values: Partial<Omit<PipelineStepsTable, 'id' | 'run_id' | 'name'>> },
-    ) {
-      const now = isoNow();
-      await k.transaction().execute(async (trx) => {
-        await trx
-          .updateTable('pipeline_attempts')
-          .set({ status, error, finished_at: now })
-          .where('id', '=', id)
-          .execute();
-        if (step) {
-          await trx
-            .updateTable('pipeline_steps')
-            .set({ ...step.values, updated_at: now })
-            .where('run_id', '=', step.runId)
-            .where('name', '=', step.name)
-            .execute();
-        }
-      });
-    },
-
-    /** Attempts a crashed runner left `running` are recorded as interrupted. */
-    async interruptOpenAttempts(runId: string) {
-      await k
-        .updateTable('pipeline_attempts')
-        .set({ status: 'interrupted', error: 'the runner stopped during this attempt', finished_at: isoNow() })
+        .updateTable('pipeline_steps')
+        .set({ progress, progress_message: message, updated_at: isoNow() })
         .where('run_id', '=', runId)
-        .where('status', '=', 'running')
+        .where('name', '=', name)
         .execute();
+    },
+
+    /** Whether a queued or running run holds this concurrency key. */
+    async hasActiveRun(concurrencyKey: string): Promise<boolean> {
+      const row = await k
+        .selectFrom('pipeline_runs')
+        .select('id')
+        .where('concurrency_key', '=', concurrencyKey)
+        .where('status', 'in', ACTIVE_RUN_STATUSES)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+
+    /** Those of `ids` whose cancel was requested (by this process or another). */
+    async listCancelRequested(ids: string[]): Promise<string[]> {
+      if (ids.length === 0) return [];
+      const rows = await k
+        .selectFrom('pipeline_runs')
+        .select('id')
+        .where('id', 'in', ids)
+        .where('cancel_requested', '=', 1)
+        .execute();
+      return rows.map((row) => row.id);
     },
 
     async putArtifact(runId: string, step: string, artifact: Omit<ArtifactRecord, 'step' | 'createdAt'>) {

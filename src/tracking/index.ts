@@ -3,27 +3,21 @@
  * 2.0 over the metadata DB and the ObjectStore), a client for it or a remote MLflow, and the
  * registry functions the chat service uses to find the bundle behind an alias.
  */
-export { ARTIFACT_PREFIX } from './artifacts.ts';
-export { createTrackingClient, TrackingApiError, type TrackingClient, type TrackingClientOptions } from './client.ts';
-export { MlflowError, type MlflowErrorCode } from './errors.ts';
-export { type FilterComparison, parseFilter } from './filter.ts';
-export { type FollowAliasOptions, followAlias } from './follow.ts';
+export { CHALLENGER, CHAMPION, PROMPT_CHALLENGER } from './aliases.ts';
+export { createTrackingClient, type TrackingClient } from './client.ts';
+export { followAlias } from './follow.ts';
 export {
-  ALIAS_CHANGED,
-  type AliasChangedPayload,
-  BUNDLE_TAG,
-  BundleInvalidError,
-  createModelRegistry,
-  type ModelRegistry,
-  type RegisterBundleInput,
-} from './registry.ts';
-export { type AliasChange, createRegistryStore, type RegistryStore } from './registry-store.ts';
-export type { ModelStage, ModelVersion, RegisteredModel, RegisteredModelAlias } from './registry-types.ts';
-export { registerModelBundleRoutes, registerTrackingRoutes, type TrackingRouteDeps } from './routes.ts';
-export { createTrackingStore, experimentIdFor, RUN_NAME_TAG, type TrackingStore } from './store.ts';
-export type { Experiment, KeyValue, Metric, Run, RunInfo, RunStatus } from './types.ts';
-export { LIMITS } from './validation.ts';
-
-/** The champion serves all traffic; the challenger is the candidate (canary, shadow). */
-export const CHAMPION = 'champion';
-export const CHALLENGER = 'challenger';
+  type PromptChallenger,
+  RETRAINING_EXPERIMENT,
+  type RegisteredRetraining,
+  type RegisterRetrainedDeps,
+  type RetrainedModel,
+  registerPromptChallenger,
+  registerRetrained,
+} from './register-retrained.ts';
+export { createModelRegistry, type ModelRegistry } from './registry.ts';
+export { createRegistryStore } from './registry-store.ts';
+export { registerModelBundleRoutes, registerTrackingRoutes } from './routes.ts';
+export type { RunInput, RunLog, RunValues } from './run-log.ts';
+export { createTrackingStore, experimentIdFor, type TrackingStore } from './store.ts';
+export type { Run } from './types.ts';

@@ -3,7 +3,7 @@ import type { Database, MetadataDb, ModelVersionsTable, RegisteredModelsTable } 
 import { isUniqueViolation } from '../db/index.ts';
 import { alreadyExists, doesNotExist, invalidParameter } from './errors.ts';
 import { parseFilter, parseOrderBy } from './filter.ts';
-import { decodePageToken, nextPageToken } from './paging.ts';
+import { startPage } from './paging.ts';
 import {
   type CreateModelVersionInput,
   MODEL_STAGES,
@@ -14,7 +14,7 @@ import {
 } from './registry-types.ts';
 import { compareColumn, toNumber } from './sql.ts';
 import type { KeyValue, Page } from './types.ts';
-import { maxResults, validateKey, validateValue } from './validation.ts';
+import { validateKey, validateValue } from './validation.ts';
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -288,8 +288,7 @@ export function createRegistryStore(metadata: MetadataDb): RegistryStore {
     },
 
     async searchRegisteredModels(input) {
-      const limit = maxResults(input.maxResults, 100, 1000);
-      const offset = decodePageToken(input.pageToken);
+      const page = startPage(input, { fallback: 100, max: 1000 });
       const conditions: RawBuilder<unknown>[] = [sql`1 = 1`];
       for (const comparison of parseFilter(input.filter)) {
         if (comparison.entity === 'attribute' && comparison.key === 'name') {
@@ -322,12 +321,10 @@ export function createRegistryStore(metadata: MetadataDb): RegistryStore {
       }
       order.push(sql`m.name ASC`);
       const rows =
-        await sql<RegisteredModelsTable>`SELECT m.* FROM registered_models m WHERE ${sql.join(conditions, sql` AND `)} ORDER BY ${sql.join(order)} LIMIT ${limit + 1} OFFSET ${offset}`.execute(
+        await sql<RegisteredModelsTable>`SELECT m.* FROM registered_models m WHERE ${sql.join(conditions, sql` AND `)} ORDER BY ${sql.join(order)} LIMIT ${page.limit} OFFSET ${page.offset}`.execute(
           db,
         );
-      const items = await hydrateModels(rows.rows.slice(0, limit));
-      const token = nextPageToken(offset, limit, rows.rows.length);
-      return token ? { items, nextPageToken: token } : { items };
+      return page.finish(rows.rows, hydrateModels);
     },
 
     async getLatestVersions(name, stages) {
@@ -438,8 +435,7 @@ export function createRegistryStore(metadata: MetadataDb): RegistryStore {
     },
 
     async searchModelVersions(input) {
-      const limit = maxResults(input.maxResults, 10_000, 200_000);
-      const offset = decodePageToken(input.pageToken);
+      const page = startPage(input, { fallback: 10_000, max: 200_000 });
       const conditions: RawBuilder<unknown>[] = [sql`1 = 1`];
       for (const comparison of parseFilter(input.filter)) {
         if (comparison.entity === 'tag') {
@@ -478,12 +474,10 @@ export function createRegistryStore(metadata: MetadataDb): RegistryStore {
       if (order.length === 0) order.push(sql`v.last_updated_timestamp DESC`);
       order.push(sql`v.name ASC`, sql`v.version DESC`);
       const rows =
-        await sql<ModelVersionsTable>`SELECT v.* FROM model_versions v WHERE ${sql.join(conditions, sql` AND `)} ORDER BY ${sql.join(order)} LIMIT ${limit + 1} OFFSET ${offset}`.execute(
+        await sql<ModelVersionsTable>`SELECT v.* FROM model_versions v WHERE ${sql.join(conditions, sql` AND `)} ORDER BY ${sql.join(order)} LIMIT ${page.limit} OFFSET ${page.offset}`.execute(
           db,
         );
-      const items = await hydrateVersions(rows.rows.slice(0, limit));
-      const token = nextPageToken(offset, limit, rows.rows.length);
-      return token ? { items, nextPageToken: token } : { items };
+      return page.finish(rows.rows, hydrateVersions);
     },
 
     async transitionStage(name, version, stage, archiveExisting) {

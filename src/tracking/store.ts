@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { type Kysely, type RawBuilder, sql, type Transaction } from 'kysely';
+import type { PageSize } from '../core/paging.ts';
 import type { Database, MetadataDb, TrackingRunsTable } from '../db/index.ts';
 import { isUniqueViolation } from '../db/index.ts';
 import { alreadyExists, doesNotExist, invalidParameter, MlflowError } from './errors.ts';
 import { type FilterComparison, parseFilter, parseOrderBy } from './filter.ts';
-import { decodePageToken, nextPageToken } from './paging.ts';
+import { type PageRequest, startPage } from './paging.ts';
 import { compareColumn, toNumber } from './sql.ts';
 import {
   type DatasetInput,
@@ -23,10 +24,12 @@ import {
   type SearchRunsInput,
   type ViewType,
 } from './types.ts';
-import { LIMITS, maxResults, validateBatchSize, validateKey, validateValue } from './validation.ts';
+import { LIMITS, validateBatchSize, validateKey, validateValue } from './validation.ts';
 
 /** Tag MLflow keeps in step with the run's name (mlflow/utils/mlflow_tags.py MLFLOW_RUN_NAME). */
 export const RUN_NAME_TAG = 'mlflow.runName';
+/** Page sizes of SearchExperiments and SearchRuns (mlflow/store/tracking/__init__.py SEARCH_MAX_RESULTS_DEFAULT, _THRESHOLD). */
+const SEARCH_PAGE: PageSize = { fallback: LIMITS.searchDefaultResults, max: LIMITS.searchMaxResults };
 /** MLflow's SQL store replaces infinities by the largest double (sqlalchemy_store.py `_get_metric_value`). */
 const DOUBLE_MAX = 1.7976931348623157e308;
 
@@ -173,11 +176,7 @@ export interface TrackingStore {
   logBatch(runId: string, batch: LogBatchInput): Promise<void>;
   deleteTag(runId: string, key: string): Promise<void>;
   logInputs(runId: string, inputs: DatasetInput[]): Promise<void>;
-  getMetricHistory(
-    runId: string,
-    key: string,
-    options?: { maxResults?: number | undefined; pageToken?: string | undefined },
-  ): Promise<Page<Metric>>;
+  getMetricHistory(runId: string, key: string, options?: PageRequest): Promise<Page<Metric>>;
   searchRuns(input: SearchRunsInput): Promise<Page<Run>>;
 }
 
@@ -510,8 +509,7 @@ export function createTrackingStore(metadata: MetadataDb): TrackingStore {
     },
 
     async searchExperiments(input) {
-      const limit = maxResults(input.maxResults, LIMITS.searchDefaultResults, LIMITS.searchMaxResults);
-      const offset = decodePageToken(input.pageToken);
+      const page = startPage(input, SEARCH_PAGE);
       const conditions: RawBuilder<unknown>[] = [
         sql`e.lifecycle_stage IN (${sql.join(lifecycleStages(input.viewType))})`,
       ];
@@ -554,12 +552,10 @@ export function createTrackingStore(metadata: MetadataDb): TrackingStore {
         lifecycle_stage: string;
         creation_time: number | string;
         last_update_time: number | string;
-      }>`SELECT e.* FROM tracking_experiments e WHERE ${sql.join(conditions, sql` AND `)} ORDER BY ${sql.join(order)} LIMIT ${limit + 1} OFFSET ${offset}`.execute(
+      }>`SELECT e.* FROM tracking_experiments e WHERE ${sql.join(conditions, sql` AND `)} ORDER BY ${sql.join(order)} LIMIT ${page.limit} OFFSET ${page.offset}`.execute(
         db,
       );
-      const page = await hydrateExperiments(rows.rows.slice(0, limit));
-      const token = nextPageToken(offset, limit, rows.rows.length);
-      return token ? { items: page, nextPageToken: token } : { items: page };
+      return page.finish(rows.rows, hydrateExperiments);
     },
 
     async updateExperiment(experimentId, newName) {
@@ -787,8 +783,7 @@ export function createTrackingStore(metadata: MetadataDb): TrackingStore {
 
     async getMetricHistory(runId, key, options = {}) {
       await runRow(db, runId);
-      const limit = maxResults(options.maxResults, 25_000, 25_000);
-      const offset = decodePageToken(options.pageToken);
+      const page = startPage(options, { fallback: 25_000, max: 25_000 });
       const rows = await db
         .selectFrom('tracking_metrics')
         .selectAll()
@@ -797,22 +792,21 @@ export function createTrackingStore(metadata: MetadataDb): TrackingStore {
         .orderBy('step')
         .orderBy('timestamp')
         .orderBy('value')
-        .limit(limit + 1)
-        .offset(offset)
+        .limit(page.limit)
+        .offset(page.offset)
         .execute();
-      const items = rows.slice(0, limit).map((row) => ({
-        key: row.key,
-        value: metricValueOut(row.value, row.is_nan),
-        timestamp: toNumber(row.timestamp),
-        step: toNumber(row.step),
-      }));
-      const token = nextPageToken(offset, limit, rows.length);
-      return token ? { items, nextPageToken: token } : { items };
+      return page.finish(rows, (pageRows) =>
+        pageRows.map((row) => ({
+          key: row.key,
+          value: metricValueOut(row.value, row.is_nan),
+          timestamp: toNumber(row.timestamp),
+          step: toNumber(row.step),
+        })),
+      );
     },
 
     async searchRuns(input) {
-      const limit = maxResults(input.maxResults, LIMITS.searchDefaultResults, LIMITS.searchMaxResults);
-      const offset = decodePageToken(input.pageToken);
+      const page = startPage(input, SEARCH_PAGE);
       if (input.experimentIds.length === 0) return { items: [] };
       const experimentIds = input.experimentIds.map(experimentIdNumber);
       const conditions: RawBuilder<unknown>[] = [
@@ -846,12 +840,10 @@ export function createTrackingStore(metadata: MetadataDb): TrackingStore {
       });
       order.push(sql`r.start_time DESC`, sql`r.run_id ASC`);
       const rows =
-        await sql<TrackingRunsTable>`SELECT r.* FROM tracking_runs r ${sql.join(joins, sql` `)} WHERE ${sql.join(conditions, sql` AND `)} ORDER BY ${sql.join(order)} LIMIT ${limit + 1} OFFSET ${offset}`.execute(
+        await sql<TrackingRunsTable>`SELECT r.* FROM tracking_runs r ${sql.join(joins, sql` `)} WHERE ${sql.join(conditions, sql` AND `)} ORDER BY ${sql.join(order)} LIMIT ${page.limit} OFFSET ${page.offset}`.execute(
           db,
         );
-      const items = await hydrateRuns(rows.rows.slice(0, limit));
-      const token = nextPageToken(offset, limit, rows.rows.length);
-      return token ? { items, nextPageToken: token } : { items };
+      return page.finish(rows.rows, hydrateRuns);
     },
   };
 }

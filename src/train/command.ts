@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { type CommandTrainerSpec, commandTrainerSchema } from '../config/index.ts';
 import { BerthaError, ValidationError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { ModelBundle } from '../models/index.ts';
-import { type CommandTrainerSpec, commandTrainerSchema } from './command-spec.ts';
 
 /**
  * The `command` trainer: runs any fine-tuning program (a GPU LoRA job for Llama 2 7B, say)

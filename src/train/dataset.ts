@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { ValidationError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { MetadataDb } from '../db/index.ts';
-import type { ObjectStore } from '../objects/index.ts';
-import { experimentIdFor, type TrackingStore } from '../tracking/index.ts';
+import { type ObjectStore, readObject } from '../objects/index.ts';
+import type { RunLog } from '../tracking/index.ts';
 
 /**
  * The `build-dataset` step: the knowledge base (current chunks of ingested documents) and the
@@ -11,11 +11,19 @@ import { experimentIdFor, type TrackingStore } from '../tracking/index.ts';
  * voted up, and corrections (a correction replaces the answer, whatever the vote). Answers
  * voted down without a correction are kept apart as negatives. Everything is JSON lines in
  * the object store under `datasets/<version>/`, and the counts and window go to the tracker.
+ *
+ * Votes on answers that failed or were cancelled (a runtime error, a client that went away)
+ * judge the service, not the model's text: their partial or empty text is neither a target
+ * nor a negative. They are counted (`votesOnUnfinished`) so the manifest shows what was left
+ * out, and they still move the feedback metrics that trigger retraining. A correction on such
+ * an answer is still a target when the answer's prompt was recorded: it says what the model
+ * should have said.
  */
 export interface BuildDatasetDeps {
   db: MetadataDb;
   objects: ObjectStore;
-  tracking: TrackingStore;
+  /** Where the build is recorded (`tracking.uri` or the embedded tracker). */
+  runs: RunLog;
   logger?: Logger;
 }
 
@@ -29,7 +37,16 @@ export interface BuildDatasetOptions {
 }
 
 export type DatasetExample =
-  | { kind: 'feedback'; id: string; prompt: string; completion: string; source: 'thumbs_up' | 'correction' }
+  | {
+      kind: 'feedback';
+      id: string;
+      /** The prompt the model saw, rendered with its chat template and passages. */
+      prompt: string;
+      /** The user's last turn, as asked (absent in datasets built before it was recorded). */
+      question?: string;
+      completion: string;
+      source: 'thumbs_up' | 'correction';
+    }
   | { kind: 'knowledge'; id: string; text: string; document_id: string };
 
 export interface NegativeExample {
@@ -54,11 +71,51 @@ export interface BuiltDataset {
     thumbsUp: number;
     corrections: number;
     knowledgeChunks: number;
+    /** Votes without a correction on failed or cancelled answers: not training data. */
+    votesOnUnfinished: number;
   };
   trackingRunId: string;
 }
 
 const jsonl = (rows: readonly object[]) => rows.map((row) => `${JSON.stringify(row)}\n`).join('');
+
+/** The examples of one split (`trainKey` or `validKey`). */
+export async function readExamples(objects: ObjectStore, key: string): Promise<DatasetExample[]> {
+  return (await readObject(objects, key))
+    .toString('utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as DatasetExample);
+}
+
+/** Held-out text of a dataset (its validation split, chosen by hash): knowledge passages and corrected answers. */
+export async function heldOutTexts(
+  objects: ObjectStore,
+  dataset: BuiltDataset,
+): Promise<Array<{ id: string; text: string }>> {
+  return (await readExamples(objects, dataset.validKey)).map((example) =>
+    example.kind === 'knowledge'
+      ? { id: example.id, text: example.text }
+      : { id: example.id, text: example.completion },
+  );
+}
+
+/** Held-out questions of a dataset with the answer users approved or corrected it to. */
+export async function heldOutQuestions(
+  objects: ObjectStore,
+  dataset: BuiltDataset,
+): Promise<Array<{ id: string; question: string; reference: string }>> {
+  return (await readExamples(objects, dataset.validKey)).flatMap((example) =>
+    example.kind === 'feedback' && example.question?.trim()
+      ? [{ id: example.id, question: example.question, reference: example.completion }]
+      : [],
+  );
+}
+
+function lastUserTurn(messagesJson: string): string {
+  const messages = JSON.parse(messagesJson) as Array<{ role: string; content: string }>;
+  return messages.findLast((message) => message.role === 'user')?.content ?? '';
+}
 
 function inValidation(id: string, fraction: number): boolean {
   const bucket = createHash('sha256').update(id).digest().readUInt32BE(0) / 0x1_0000_0000;
@@ -76,10 +133,17 @@ export async function buildDataset(deps: BuildDatasetDeps, options: BuildDataset
   const voted = await k
     .selectFrom('feedback')
     .innerJoin('answers', 'answers.id', 'feedback.answer_id')
-    .select(['feedback.id as id', 'feedback.rating', 'feedback.correction', 'answers.prompt', 'answers.answer'])
+    .select([
+      'feedback.id as id',
+      'feedback.rating',
+      'feedback.correction',
+      'answers.prompt',
+      'answers.messages_json',
+      'answers.answer',
+      'answers.status',
+    ])
     .where('feedback.updated_at', '>=', window.from)
     .where('feedback.updated_at', '<', window.to)
-    .where('answers.status', '=', 'completed')
     .orderBy('feedback.id')
     .execute();
   const chunks = await k
@@ -96,14 +160,31 @@ export async function buildDataset(deps: BuildDatasetDeps, options: BuildDataset
   const negatives: NegativeExample[] = [];
   let thumbsUp = 0;
   let corrections = 0;
+  let votesOnUnfinished = 0;
   for (const row of voted) {
     const correction = row.correction?.trim();
-    if (correction) {
+    if (row.status !== 'completed' && !(correction && row.prompt)) {
+      votesOnUnfinished++;
+    } else if (correction) {
       corrections++;
-      examples.push({ kind: 'feedback', id: row.id, prompt: row.prompt, completion: correction, source: 'correction' });
+      examples.push({
+        kind: 'feedback',
+        id: row.id,
+        prompt: row.prompt,
+        question: lastUserTurn(row.messages_json),
+        completion: correction,
+        source: 'correction',
+      });
     } else if (row.rating === 'up') {
       thumbsUp++;
-      examples.push({ kind: 'feedback', id: row.id, prompt: row.prompt, completion: row.answer, source: 'thumbs_up' });
+      examples.push({
+        kind: 'feedback',
+        id: row.id,
+        prompt: row.prompt,
+        question: lastUserTurn(row.messages_json),
+        completion: row.answer,
+        source: 'thumbs_up',
+      });
     } else if (row.rating === 'down') {
       negatives.push({ kind: 'negative', id: row.id, prompt: row.prompt, completion: row.answer });
     }
@@ -124,6 +205,7 @@ export async function buildDataset(deps: BuildDatasetDeps, options: BuildDataset
     thumbsUp,
     corrections,
     knowledgeChunks: chunks.length,
+    votesOnUnfinished,
   };
   const keys = {
     trainKey: `${prefix}/train.jsonl`,
@@ -135,32 +217,27 @@ export async function buildDataset(deps: BuildDatasetDeps, options: BuildDataset
   await deps.objects.put(keys.validKey, Buffer.from(validBody));
   await deps.objects.put(keys.negativesKey, Buffer.from(jsonl(negatives)));
 
-  const tracking = deps.tracking;
-  const run = await tracking.createRun({
-    experimentId: await experimentIdFor(tracking, options.experiment ?? 'bertha-datasets'),
+  const runs = deps.runs;
+  const runId = await runs.startRun({
+    experiment: options.experiment ?? 'bertha-datasets',
     runName: `dataset-${version}`,
-    tags: [{ key: 'bertha.step', value: 'build-dataset' }],
+    tags: { 'bertha.step': 'build-dataset' },
   });
-  const runId = run.info.run_id;
-  const now = Date.now();
-  await tracking.logBatch(runId, {
-    params: [
-      { key: 'window_from', value: window.from },
-      { key: 'window_to', value: window.to },
-      { key: 'dataset_version', value: version },
-      { key: 'validation_fraction', value: String(fraction) },
-      { key: 'train_key', value: keys.trainKey },
-      { key: 'valid_key', value: keys.validKey },
-    ],
-    metrics: Object.entries(counts).map(([key, value]) => ({ key: `examples_${key}`, value, timestamp: now, step: 0 })),
-  });
-  await tracking.logInputs(runId, [
-    {
-      tags: [{ key: 'mlflow.data.context', value: 'training' }],
-      dataset: { name: 'bertha-feedback-knowledge', digest: version, source_type: 'bertha', source: prefix },
+  await runs.log(runId, {
+    params: {
+      window_from: window.from,
+      window_to: window.to,
+      dataset_version: version,
+      validation_fraction: String(fraction),
+      train_key: keys.trainKey,
+      valid_key: keys.validKey,
     },
+    metrics: Object.fromEntries(Object.entries(counts).map(([key, value]) => [`examples_${key}`, value])),
+  });
+  await runs.logInputs(runId, [
+    { name: 'bertha-feedback-knowledge', digest: version, source: prefix, context: 'training' },
   ]);
-  await tracking.updateRun({ runId, status: 'FINISHED', endTime: Date.now() });
+  await runs.endRun(runId);
   await deps.objects.put(
     keys.manifestKey,
     Buffer.from(`${JSON.stringify({ version, window, counts, trackingRunId: runId }, null, 2)}\n`),

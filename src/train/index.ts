@@ -1,38 +1,26 @@
-export { type Checkpoint, readCheckpoint, writeCheckpoint } from './checkpoint.ts';
+/** What `runCommandTrainer` takes: the `trainer.command` section of the config. */
+export type { CommandTrainerSpec } from '../config/index.ts';
+export { runCommandTrainer } from './command.ts';
 export {
-  type CommandProgress,
-  CommandTrainerError,
-  type CommandTrainerInputs,
-  type CommandTrainerResult,
-  runCommandTrainer,
-} from './command.ts';
-export { type CommandTrainerSpec, commandTrainerSchema } from './command-spec.ts';
-export {
-  type BuildDatasetDeps,
-  type BuildDatasetOptions,
   type BuiltDataset,
   buildDataset,
   type DatasetExample,
-  type NegativeExample,
+  heldOutQuestions,
+  heldOutTexts,
+  readExamples,
 } from './dataset.ts';
-export { exportLoraGguf, exportModelGguf, tokenizerFromMetadata } from './export.ts';
+export { exportLoraGguf, tokenizerFromMetadata } from './export.ts';
+export { type FewShotExample, fewShotExamples, fewShotSystemPrompt } from './few-shot.ts';
+export { readModelCheckpoint } from './job.ts';
 export {
-  readAdapterCheckpoint,
-  readModelCheckpoint,
-  type TrainingJob,
-  type TrainingJobInput,
-  type TrainingProgress,
-  type TrainingResult,
-  trainingJobSchema,
-} from './job.ts';
-export { type LlamaConfig, LORA_TARGETS, type LoraConfig, type LoraTarget, parameterCount } from './model.ts';
-export {
-  type EnsureStarterModelOptions,
-  ensureStarterModel,
-  prepareStarterModel,
-  STARTER_RECIPE,
-  type StarterModel,
-  type StarterModelPreparation,
-  type StarterProgress,
-} from './starter.ts';
-export { type RunTrainingOptions, runTraining, TrainingCancelledError, TrainingFailedError } from './supervisor.ts';
+  baseVersion,
+  findTrainedVersion,
+  type RetrainDeps,
+  RetrainingError,
+  type RetrainReporter,
+  resolveBase,
+  retrain,
+  type TrainingOutcome,
+} from './retrain.ts';
+export { ensureStarterModel, prepareStarterModel } from './starter.ts';
+export { runTraining } from './supervisor.ts';

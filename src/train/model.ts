@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
+import { seededRandom } from '../core/random.ts';
 
 /**
  * ggml-opt builds its backward graph with GGML_DEFAULT_GRAPH_SIZE (2048) nodes in static
@@ -140,16 +141,9 @@ export function parameterCount(specs: readonly TensorSpec[]): number {
   return specs.reduce((sum, s) => sum + elementsOf(s.shape), 0);
 }
 
-/** Deterministic PRNG (mulberry32) so that a seed reproduces a model. */
+/** Deterministic draws (mulberry32) so that a seed reproduces a model. */
 export function createRandom(seed: number): { uniform(): number; normal(): number } {
-  let state = seed >>> 0;
-  const uniform = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const uniform = seededRandom(seed);
   return {
     uniform,
     normal() {

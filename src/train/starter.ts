@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../core/logger.ts';
-import type { ReadinessCheck, ReadinessResult } from '../server/readiness.ts';
+import type { ReadinessCheck, ReadinessResult } from '../core/readiness.ts';
 import { exportModelGguf, tokenizerMetadata } from './export.ts';
 import type { LlamaConfigInput } from './model.ts';
 import { runTraining } from './supervisor.ts';
@@ -12,12 +12,14 @@ import { trainBpe } from './tokenizer.ts';
  * The demonstration model a fresh `bertha up` serves when no model is configured: a small
  * Llama trained from random init on corpus.txt (written for Bertha), with a BPE tokenizer
  * learned from the same text. Cached under the data dir, keyed by corpus + recipe, so a
- * later start (or another process) reuses it.
+ * later start (or another process) reuses it. It trains on 1024-token windows so that its
+ * own retrieval template (system prompt, a few passages, the question and an answer) fits the
+ * context it was trained on.
  */
 export const STARTER_RECIPE = {
   vocabSize: 512,
   model: {
-    contextLength: 128,
+    contextLength: 1024,
     embeddingLength: 64,
     blockCount: 2,
     headCount: 4,
@@ -25,8 +27,8 @@ export const STARTER_RECIPE = {
   } satisfies Omit<LlamaConfigInput, 'vocabSize'>,
   steps: 240,
   warmupSteps: 20,
-  batchSize: 4,
-  sequenceLength: 128,
+  batchSize: 2,
+  sequenceLength: 1024,
   learningRate: 3e-3,
   seed: 1,
 } as const;
@@ -203,6 +205,8 @@ export function prepareStarterModel(options: {
   options.register(status.readinessCheck);
   const controller = new AbortController();
   const log = options.logger.child({ component: 'starter-model' });
+  // The console shows the training too, a line per tenth, not only /readyz.
+  let loggedTenths = 0;
   const done = ensureStarterModel({
     dataDir: options.dataDir,
     threads: options.threads,
@@ -210,7 +214,18 @@ export function prepareStarterModel(options: {
     signal: controller.signal,
     logger: options.logger,
     // Ready only once the app serves it, not when the file exists.
-    onProgress: (p) => p.phase !== 'ready' && status.onProgress(p),
+    onProgress: (p) => {
+      if (p.phase === 'ready') return;
+      status.onProgress(p);
+      const tenths = Math.floor(p.fraction * 10);
+      if (p.phase === 'training' && tenths > loggedTenths) {
+        loggedTenths = tenths;
+        log.info(
+          { step: p.step, steps: p.steps, loss: p.loss, etaSeconds: Math.ceil(p.etaSeconds ?? 0) },
+          `training the starter model: ${tenths * 10}%`,
+        );
+      }
+    },
   })
     .then(async (model) => {
       await options.onReady(model);

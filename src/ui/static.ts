@@ -36,4 +36,7 @@ export async function registerUiRoutes(
       res.header('cache-control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
     },
   });
+  // index.html links /favicon.svg (web/public/); browsers still ask for /favicon.ico on pages
+  // without that link (/metrics, the JSON APIs), and Chromium and Firefox take the SVG there too.
+  app.get('/favicon.ico', (_request, reply) => reply.sendFile('favicon.svg'));
 }

@@ -14,6 +14,12 @@ function answer(overrides: Partial<AnswerRecord>): AnswerRecord {
     answer: 'hello',
     params: { temperature: 0.5, stop: ['\n'] },
     sources: [{ documentId: 'd', documentKey: 'k.md', documentVersion: 'h1', chunkId: 'c', score: 0.25 }],
+    trimmed: {
+      droppedChunkIds: ['c2'],
+      cutChunks: [{ chunkId: 'c', keptChars: 120, totalChars: 900 }],
+      droppedMessages: 2,
+      maxTokens: { requested: 512, granted: 300 },
+    },
     status: 'completed',
     finishReason: 'stop',
     error: null,

@@ -35,7 +35,13 @@ export async function eventually<T>(
  */
 export async function startServing(
   serving: Record<string, unknown>,
-  options: { retriever?: Retriever; waitForModel?: boolean; dir?: string } = {},
+  options: {
+    retriever?: Retriever;
+    waitForModel?: boolean;
+    dir?: string;
+    /** Other top-level sections of bertha.yaml (`rollout`, `evaluation` ...). */
+    config?: Record<string, unknown>;
+  } = {},
 ): Promise<Serving> {
   const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), 'bertha-serving-'));
   const file = path.join(dir, 'bertha.yaml');
@@ -46,6 +52,7 @@ export async function startServing(
       server: { host: '127.0.0.1', port: 0 },
       log: { level: 'warn' },
       serving: { llamaCpp: { gpu: 'off', contextSize: 512 }, ...serving },
+      ...options.config,
     }),
   );
   const { config } = loadConfig({ config: file }, {}, dir);

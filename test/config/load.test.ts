@@ -66,6 +66,68 @@ describe('loadConfig', () => {
     expect(() => loadConfig({}, {}, dir)).toThrow(/server\.prot: unknown setting/);
   });
 
+  test('a misspelt key in the file names the key it was probably meant to be', () => {
+    const { dir } = withFile('server:\n  prot: 80\ntrainer:\n  starter:\n    enable: false\n');
+    expect(() => loadConfig({}, {}, dir)).toThrow(
+      'invalid bertha.yaml: server.prot: unknown setting (did you mean server.port?); ' +
+        'trainer.starter.enable: unknown setting (did you mean trainer.starter.enabled?)',
+    );
+  });
+
+  test('a mistyped BERTHA_* variable fails in one line naming the closest known variable', () => {
+    const error = (() => {
+      try {
+        loadConfig({}, { BERTHA_TRAINER_STARTER_ENABLE: 'false' }, tempDir());
+      } catch (caught) {
+        return caught;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toBe(
+      'invalid environment: BERTHA_TRAINER_STARTER_ENABLE: unknown setting ' +
+        '(did you mean BERTHA_TRAINER_STARTER_ENABLED?)',
+    );
+    expect(() => loadConfig({}, { BERTHA_LOGLEVEL: 'debug', BERTHA_WHATEVER: '1' }, tempDir())).toThrow(
+      'invalid environment: BERTHA_LOGLEVEL: unknown setting (did you mean BERTHA_LOG_LEVEL?); ' +
+        'BERTHA_WHATEVER: unknown setting',
+    );
+  });
+
+  test('every key, the short forms, and the BERTHA_* names that are not settings still load', () => {
+    const env = {
+      BERTHA_TRAINER_STARTER_ENABLED: 'false',
+      BERTHA_SERVING_LLAMA_CPP_PARALLEL: '3',
+      BERTHA_DATA_DIR: 'state',
+      BERTHA_PORT: '9100',
+      BERTHA_HOST: '0.0.0.0',
+      BERTHA_LOG_LEVEL: 'warn',
+      BERTHA_MODEL: 'models/a.gguf',
+      BERTHA_DATABASE_URL: 'meta.sqlite',
+      // The test suite's own settings.
+      BERTHA_TEST_POSTGRES_URL: 'postgres://postgres@127.0.0.1:5432/test',
+      BERTHA_TEST_MILVUS_ADDRESS: '127.0.0.1:19530',
+      // What Kubernetes sets in every pod of a namespace with a Service named `bertha`.
+      BERTHA_SERVICE_HOST: '10.96.0.11',
+      BERTHA_SERVICE_PORT: '8080',
+      BERTHA_SERVICE_PORT_HTTP: '8080',
+      BERTHA_PORT_8080_TCP: 'tcp://10.96.0.11:8080',
+      BERTHA_PORT_8080_TCP_PROTO: 'tcp',
+      BERTHA_PORT_8080_TCP_PORT: '8080',
+      BERTHA_PORT_8080_TCP_ADDR: '10.96.0.11',
+    };
+    const dir = tempDir();
+    const { config } = loadConfig({}, env, dir);
+    expect(config.trainer.starter.enabled).toBe(false);
+    expect(config.serving.llamaCpp.parallel).toBe(3);
+    expect(config.dataDir).toBe(path.join(dir, 'state'));
+    expect(config.server).toMatchObject({ port: 9100, host: '0.0.0.0' });
+    expect(config.log.level).toBe('warn');
+    expect(config.serving.model).toBe(path.join(dir, 'models/a.gguf'));
+    expect(config.database.url).toBe(path.join(dir, 'state', 'meta.sqlite'));
+    // Kubernetes's BERTHA_PORT is a URL, never a port number: it is left alone, not an error.
+    expect(loadConfig({}, { BERTHA_PORT: 'tcp://10.96.0.11:8080' }, dir).config.server.port).toBe(8080);
+  });
+
   test('invalid YAML and an out-of-range env value are clear errors', () => {
     const { dir } = withFile('server: [unclosed\n');
     expect(() => loadConfig({}, {}, dir)).toThrow(/not valid YAML/);

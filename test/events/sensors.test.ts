@@ -3,6 +3,7 @@ import { DEFAULT_SENSORS, sensorSchema } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/core/logger.ts';
 import { createSensors, type SensorRule } from '../../src/events/index.ts';
 import { createLocalEventBus } from '../../src/events/local-bus.ts';
+import { createRunStore } from '../../src/pipelines/index.ts';
 import { dbFactories } from '../helpers/databases.ts';
 
 const defaults: SensorRule[] = DEFAULT_SENSORS.map((sensor) => sensorSchema.parse(sensor));
@@ -14,7 +15,12 @@ for (const factory of dbFactories) {
       const db = await factory.create();
       onTestFinished(() => db.close());
       const bus = createLocalEventBus({ db, logger: createLogger('silent') });
-      const sensors = createSensors({ db, bus, rules, logger: createLogger('silent') });
+      const sensors = createSensors({
+        triggers: createRunStore(db).triggers,
+        bus,
+        rules,
+        logger: createLogger('silent'),
+      });
       onTestFinished(sensors.start());
       const triggers = () => db.kysely.selectFrom('pipeline_triggers').selectAll().orderBy('id').execute();
       return { db, bus, sensors, triggers };
@@ -147,6 +153,20 @@ for (const factory of dbFactories) {
       const rows = await triggers();
       expect(rows.map((row) => row.status)).toEqual(['launched', 'skipped']);
       expect(rows[1]?.reason).toMatch(/^debounced: trigger trg_\w+ was recorded less than 60000 ms ago$/);
+    });
+
+    test('a redelivered event records no second trigger', async () => {
+      const { bus, sensors, triggers } = await setup();
+      const { event } = await bus.publish({
+        type: 'object.created',
+        source: 'test',
+        subject: 'a.md',
+        payload: { key: 'a.md' },
+      });
+      await bus.drain();
+      expect(await sensors.handle(event)).toEqual([]);
+      const rows = await triggers();
+      expect(rows.map((row) => [row.event_id, row.status])).toEqual([[event.id, 'pending']]);
     });
 
     test('an event missing a templated field records a failed trigger with the reason', async () => {

@@ -7,7 +7,7 @@ import type { MetadataDb } from '../../src/db/index.ts';
  */
 export async function insertAnswer(
   db: MetadataDb,
-  fields: { modelVersion?: string; answer?: string } = {},
+  fields: { modelVersion?: string; answer?: string; status?: 'completed' | 'failed' | 'cancelled' } = {},
 ): Promise<string> {
   const id = newId('ans');
   const now = isoNow();
@@ -23,8 +23,8 @@ export async function insertAnswer(
       answer: fields.answer ?? 'A closed-loop LLMOps system.',
       params_json: '{}',
       sources_json: '[]',
-      status: 'completed',
-      error: null,
+      status: fields.status ?? 'completed',
+      error: fields.status === 'failed' ? 'generation failed' : null,
       prompt_tokens: 5,
       completion_tokens: 7,
       ttft_ms: 1,

@@ -16,17 +16,30 @@ export interface BerthaProcess {
  * Starts `bertha up` as a user would (port 0: the OS picks one) and resolves once its
  * "bertha is up" log line names the URL. Killed when the test finishes.
  */
-export async function startBerthaProcess(
+export function startBerthaProcess(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000) {
+  return startBerthaCommand('up', args, { env, timeoutMs });
+}
+
+export interface BerthaCommandOptions {
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /** Registers the kill: `onTestFinished` by default; `afterAll` for processes a whole suite shares. */
+  cleanup?: (stop: () => void) => void;
+}
+
+/** `startBerthaProcess` for any long-running command: `up`, `serve` or `worker`. */
+export async function startBerthaCommand(
+  command: 'up' | 'serve' | 'worker',
   args: string[],
-  env: NodeJS.ProcessEnv = {},
-  timeoutMs = 60_000,
+  options: BerthaCommandOptions = {},
 ): Promise<BerthaProcess> {
-  const child = spawn(process.execPath, [BIN, 'up', '--port', '0', ...args], {
+  const { env = {}, timeoutMs = 60_000, cleanup = onTestFinished } = options;
+  const child = spawn(process.execPath, [BIN, command, '--port', '0', ...args], {
     // The starter model trains for minutes on a fresh data dir; tests that want it turn it back on.
     env: { ...process.env, BERTHA_TRAINER_STARTER_ENABLED: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  onTestFinished(() => {
+  cleanup(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
   let output = '';

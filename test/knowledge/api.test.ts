@@ -137,3 +137,120 @@ test('end to end: an upload runs the vector-ingestion pipeline and the document 
   const [best] = await bertha.retriever.retrieve('how long is the battery covered', { topK: 1 });
   expect(best).toMatchObject({ documentKey: 'documents/warranty.md', documentVersion: document.version });
 });
+
+interface RunView {
+  id: string;
+  status: string;
+  error: string | null;
+  params: { key?: string };
+}
+
+/** The vector-ingestion runs for a key, once every one of them has finished. */
+async function finishedRunsFor(url: string, key: string, timeoutMs = 30_000): Promise<RunView[]> {
+  return until(
+    async () => {
+      const { data } = (await (await fetch(`${url}/v1/pipelines/vector-ingestion/runs`)).json()) as {
+        data: RunView[];
+      };
+      const runs = data.filter((run) => run.params.key === key);
+      const done = runs.length > 0 && runs.every((run) => ['succeeded', 'failed', 'cancelled'].includes(run.status));
+      return done ? runs : undefined;
+    },
+    `the vector-ingestion run for ${key}`,
+    timeoutMs,
+  );
+}
+
+async function documentByKey(url: string, key: string) {
+  const { data } = (await (await fetch(`${url}/v1/documents`)).json()) as {
+    data: Array<{ key: string; status: string; error: string | null }>;
+  };
+  return data.find((document) => document.key === key);
+}
+
+test('an upload of a format no loader reads is refused with 415 naming the accepted formats; nothing is stored', async () => {
+  const { bertha, url } = await startBertha(['objects.watch=false']);
+  const response = await upload(url, [{ name: 'setup.exe', body: Buffer.from('MZ\x90\x00\x03binary') }]);
+  expect(response.status).toBe(415);
+  const { error } = (await response.json()) as {
+    error: { code: string; message: string; details: { extension: string; accepted: string[] } };
+  };
+  expect(error.code).toBe('unsupported_document_type');
+  expect(error.message).toMatch(/setup\.exe.*unsupported format '\.exe'/);
+  expect(error.message).toContain('PDF (.pdf)');
+  expect(error.message).toContain('Markdown (.md');
+  expect(error.details.extension).toBe('.exe');
+  expect(error.details.accepted).toEqual(expect.arrayContaining(['.pdf', '.docx', '.md', '.html', '.txt']));
+  expect(await bertha.objects.head('documents/setup.exe')).toBeUndefined();
+  expect(await documentByKey(url, 'documents/setup.exe')).toBeUndefined();
+  expect(await bertha.bus.list({ subject: 'documents/setup.exe' })).toEqual([]);
+});
+
+test('an empty upload is refused with 422; files stored earlier in the same request are named', async () => {
+  const { bertha, url } = await startBertha(['objects.watch=false']);
+  const alone = await upload(url, [{ name: 'empty.md', body: '' }]);
+  expect(alone.status).toBe(422);
+  const { error } = (await alone.json()) as { error: { code: string; message: string } };
+  expect(error).toMatchObject({ code: 'document_empty', message: "cannot ingest 'empty.md': the file is empty" });
+  expect(await bertha.objects.head('documents/empty.md')).toBeUndefined();
+
+  const mixed = await upload(url, [
+    { name: 'notes.md', body: '# Notes\nSome text.' },
+    { name: 'blank.txt', body: '' },
+  ]);
+  expect(mixed.status).toBe(422);
+  const body = (await mixed.json()) as { error: { code: string; details: { key: string; stored: string[] } } };
+  expect(body.error).toMatchObject({
+    code: 'document_empty',
+    details: { key: 'documents/blank.txt', stored: ['documents/notes.md'] },
+  });
+  expect(await bertha.objects.head('documents/blank.txt')).toBeUndefined();
+});
+
+test('a corrupt PDF is accepted, then its document and its ingestion run both fail with the reason', async () => {
+  const { url } = await startBertha(['objects.watch=false', 'pipelines.pollIntervalMs=50']);
+  const response = await upload(url, [{ name: 'broken.pdf', body: '%PDF-1.4\nthis is not a pdf' }]);
+  expect(response.status).toBe(201);
+  const runs = await finishedRunsFor(url, 'documents/broken.pdf');
+  expect(runs).toEqual([expect.objectContaining({ status: 'failed', error: expect.stringMatching(/corrupt PDF/) })]);
+  expect(await documentByKey(url, 'documents/broken.pdf')).toMatchObject({
+    status: 'failed',
+    error: expect.stringMatching(/corrupt PDF/),
+  });
+  const detail = (await (await fetch(`${url}/v1/pipeline-runs/${runs[0]?.id}`)).json()) as {
+    steps: Array<{ name: string; status: string; error: string | null }>;
+  };
+  expect(detail.steps.map((step) => [step.name, step.status])).toEqual([
+    ['load-document', 'failed'],
+    ['create-vectors', 'skipped'],
+    ['ingest-vectors', 'skipped'],
+  ]);
+}, 60_000);
+
+test('unreadable files dropped in the watched folder are recorded as failed, and so are their runs', async () => {
+  const { bertha, url, dir } = await startBertha(['pipelines.pollIntervalMs=50']);
+  const folder = path.join(dir, 'objects', 'documents');
+  await until(
+    async () => (await bertha.objects.list('documents/')[Symbol.asyncIterator]().next()).done || undefined,
+    'folder',
+  );
+  writeFileSync(path.join(folder, 'setup.exe'), Buffer.from('MZ\x90\x00\x03binary'));
+  writeFileSync(path.join(folder, 'empty.md'), '');
+  writeFileSync(path.join(folder, 'fine.md'), '# Fine\nThis one reads.');
+  const cases: Array<[string, RegExp | undefined]> = [
+    ['documents/setup.exe', /unsupported format '\.exe'/],
+    ['documents/empty.md', /empty/],
+    ['documents/fine.md', undefined],
+  ];
+  for (const [key, reason] of cases) {
+    const runs = await finishedRunsFor(url, key);
+    const document = await documentByKey(url, key);
+    if (reason) {
+      expect(runs).toEqual([expect.objectContaining({ status: 'failed', error: expect.stringMatching(reason) })]);
+      expect(document).toMatchObject({ status: 'failed', error: expect.stringMatching(reason) });
+    } else {
+      expect(runs).toEqual([expect.objectContaining({ status: 'succeeded' })]);
+      expect(document).toMatchObject({ status: 'ingested', error: null });
+    }
+  }
+}, 60_000);

@@ -5,6 +5,7 @@ import {
   createKnowledgeRetriever,
   createVectors,
   ingestObject,
+  ingestVectors,
   type KnowledgeDeps,
   loadDocument,
   removeDocument,
@@ -114,6 +115,37 @@ for (const factory of dbFactories) {
         filter: { metadata: { page: 2 } },
       });
       expect(page2?.chunk.metadata).toMatchObject({ page: 2 });
+    });
+
+    test('a failure storing chunks fails the document with the reason, but never a newer version of it', async () => {
+      const deps = await setup();
+      await deps.objects.put('documents/policy.md', guide);
+      const vectorized = await createVectors(deps, await loadDocument(deps, { key: 'documents/policy.md' }));
+      const failing: KnowledgeDeps = {
+        ...deps,
+        vectors: {
+          ...deps.vectors,
+          upsert: async () => {
+            throw new Error('disk full');
+          },
+        },
+      };
+      await expect(ingestVectors(failing, vectorized)).rejects.toThrow('disk full');
+      const documents = createDocumentStore(deps.db);
+      expect(await documents.byKey('documents/policy.md')).toMatchObject({
+        status: 'failed',
+        error: 'storing chunks failed: disk full',
+      });
+
+      // A newer version began while an older one was still being embedded: the old run's failure leaves it alone.
+      const stale = await createVectors(deps, await loadDocument(deps, { key: 'documents/policy.md' }));
+      await deps.objects.put('documents/policy.md', `${guide}\n# Contact\nWrite to us.`);
+      const newer = await loadDocument(deps, { key: 'documents/policy.md' });
+      await expect(ingestVectors(failing, { ...stale, status: 'vectorized' })).resolves.toMatchObject({
+        status: 'superseded',
+      });
+      expect(await documents.markFailed('documents/policy.md', stale.version as string, 'late failure')).toBe(false);
+      expect(await documents.byKey('documents/policy.md')).toMatchObject({ status: 'pending', version: newer.version });
     });
 
     test('step outputs survive a JSON round trip, as pipeline artifacts do', async () => {

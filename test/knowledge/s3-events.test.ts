@@ -5,8 +5,9 @@ import { loadConfig } from '../../src/config/index.ts';
 import { createLogger } from '../../src/core/logger.ts';
 import { createSqliteDb } from '../../src/db/sqlite.ts';
 import { createLocalEventBus } from '../../src/events/local-bus.ts';
+import { createObjectChangeFeed } from '../../src/events/object-changes.ts';
 import { decodeS3Key } from '../../src/events/s3-notifications.ts';
-import { createObjectChangeFeed } from '../../src/objects/changes.ts';
+import { createDocumentStore } from '../../src/knowledge/index.ts';
 import { createS3ObjectStore } from '../../src/objects/s3.ts';
 import { S3_TEST_CREDENTIALS, type S3Server, startS3Server } from '../helpers/s3.ts';
 import { tempDir } from '../helpers/temp.ts';
@@ -115,6 +116,32 @@ test('MinIO-style records (s3: prefix, + for spaces) work; unsafe keys and wrong
   });
   expect(unauthenticated.status).toBe(401);
 });
+
+test('a file written to the bucket that cannot be read is recorded as failed, and its run fails with the reason', async () => {
+  const { bertha, url } = await startBertha('n3/');
+  const first = s3.events.length;
+  // Written by another S3 client: only the notification tells Bertha about it.
+  await bertha.objects.put('documents/setup.exe', 'MZ binary');
+  for (const delivery of s3.events.slice(first)) expect((await notify(url, delivery)).status).toBe(200);
+  const deadline = Date.now() + 30_000;
+  let runs = await bertha.pipelines.store.listRuns({ pipeline: 'vector-ingestion' });
+  while (!runs.some((run) => run.status === 'failed' || run.status === 'succeeded')) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for the vector-ingestion run');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    runs = await bertha.pipelines.store.listRuns({ pipeline: 'vector-ingestion' });
+  }
+  expect(runs).toEqual([
+    expect.objectContaining({
+      params: { key: 'documents/setup.exe', change: 'created' },
+      status: 'failed',
+      error: expect.stringMatching(/unsupported format '\.exe'/),
+    }),
+  ]);
+  expect(await createDocumentStore(bertha.db).byKey('documents/setup.exe')).toMatchObject({
+    status: 'failed',
+    error: expect.stringMatching(/unsupported format '\.exe'/),
+  });
+}, 60_000);
 
 test('S3 polling announces created, changed and removed objects by ETag, and remembers across restarts', async () => {
   const dir = tempDir();

@@ -1,13 +1,10 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import type { Bertha } from '../../src/app.ts';
-import { gatewayToken, renderMonitoring } from '../../src/monitor/index.ts';
 import { insertAnswer } from '../helpers/answers.ts';
 import { startBertha } from '../helpers/bertha.ts';
 import { binariesAvailable } from '../helpers/binaries.ts';
-import { freePort, type ServiceProcess, startService, waitFor } from '../helpers/processes.ts';
-import { tempDir } from '../helpers/temp.ts';
+import { fastPrometheusSettings, monitoringPorts, startMonitoringStack } from '../helpers/monitoring.ts';
+import { waitFor } from '../helpers/processes.ts';
 
 async function vote(bertha: Bertha, responseId: string, user: string, rating: 'up' | 'down'): Promise<void> {
   const response = await fetch(`${bertha.url}/v1/feedback`, {
@@ -38,47 +35,9 @@ const binaries = binariesAvailable('prometheus', 'prometheus-alertmanager');
 
 describe.skipIf(!binaries)('alerting with real Prometheus and Alertmanager', () => {
   test('thumbs-down through the API fires an alert that reaches the gateway and records a retraining trigger; thumbs-up resolves it', async () => {
-    const dir = tempDir();
-    const [prometheusPort, alertmanagerPort] = [await freePort(), await freePort()];
-    const bertha = await startBertha([
-      'monitor.mode=prometheus',
-      'monitor.rules.downOverUp.for=1s',
-      'monitor.prometheus.scrapeInterval=1s',
-      'monitor.prometheus.evaluationInterval=1s',
-      `monitor.prometheus.alertmanagerAddress=127.0.0.1:${alertmanagerPort}`,
-      'monitor.alertmanager.groupWait=1s',
-      'monitor.alertmanager.groupInterval=1s',
-    ]);
-    const token = gatewayToken({ configured: '', dataDir: bertha.config.dataDir });
-    for (const file of renderMonitoring(bertha.config, { berthaUrl: bertha.url as string, token })) {
-      mkdirSync(path.dirname(path.join(dir, file.path)), { recursive: true });
-      writeFileSync(path.join(dir, file.path), file.content);
-    }
-    const alertmanager = startService('prometheus-alertmanager', [
-      `--config.file=${path.join(dir, 'alertmanager/alertmanager.yml')}`,
-      `--storage.path=${path.join(dir, 'alertmanager-data')}`,
-      `--web.listen-address=127.0.0.1:${alertmanagerPort}`,
-      '--cluster.listen-address=',
-    ]);
-    const prometheus = startService('prometheus', [
-      `--config.file=${path.join(dir, 'prometheus/prometheus.yml')}`,
-      `--storage.tsdb.path=${path.join(dir, 'prometheus-data')}`,
-      `--web.listen-address=127.0.0.1:${prometheusPort}`,
-    ]);
-    const logs =
-      (...services: ServiceProcess[]) =>
-      () =>
-        services.map((service) => service.output()).join('\n');
-    for (const [name, port] of [
-      ['alertmanager', alertmanagerPort],
-      ['prometheus', prometheusPort],
-    ] as const) {
-      await waitFor(async () => ((await fetch(`http://127.0.0.1:${port}/-/ready`)).ok ? true : undefined), {
-        timeoutMs: 30_000,
-        what: `${name} to be ready`,
-        describe: logs(alertmanager, prometheus),
-      });
-    }
+    const ports = await monitoringPorts();
+    const bertha = await startBertha(fastPrometheusSettings(ports));
+    const { logs } = await startMonitoringStack(bertha, ports);
 
     const answers = [
       await insertAnswer(bertha.db, { modelVersion: 'v-e2e' }),
@@ -90,7 +49,7 @@ describe.skipIf(!binaries)('alerting with real Prometheus and Alertmanager', () 
     const degraded = await waitFor(() => eventFor(bertha, 'model.degraded', 'alertmanager', 'v-e2e'), {
       timeoutMs: 60_000,
       what: 'model.degraded from Alertmanager',
-      describe: logs(alertmanager, prometheus),
+      describe: logs,
     });
     expect(degraded.payload).toMatchObject({
       model_version: 'v-e2e',
@@ -109,7 +68,7 @@ describe.skipIf(!binaries)('alerting with real Prometheus and Alertmanager', () 
     const recovered = await waitFor(() => eventFor(bertha, 'model.recovered', 'alertmanager', 'v-e2e'), {
       timeoutMs: 60_000,
       what: 'the resolved notification from Alertmanager',
-      describe: logs(alertmanager, prometheus),
+      describe: logs,
     });
     expect(recovered.payload).toMatchObject({
       status: 'resolved',

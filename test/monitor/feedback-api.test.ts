@@ -98,3 +98,62 @@ test('feedback counters survive a restart of Bertha on the same data dir', async
   expect(metrics).toContain('bertha_feedback_total{rating="up",model_version="v5"} 0');
   expect(metrics).toContain('bertha_feedback_down_ratio{model_version="v5"} 1');
 });
+
+async function patch(url: string, id: string, body: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(`${url}/v1/feedback/${id}`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+test('PATCH /v1/feedback/:id adds the comment and correction to the vote the click created', async () => {
+  const bertha = await startBertha();
+  const url = bertha.url as string;
+  const answer = await insertAnswer(bertha.db, { modelVersion: 'v6' });
+
+  const clicked = await post(url, { response_id: answer, rating: 'up' });
+  expect(clicked.status).toBe(201);
+  const id = clicked.body.id as string;
+  const commented = await patch(url, id, { comment: 'clear and short' });
+  expect(commented.status).toBe(200);
+  expect(commented.body).toMatchObject({ id, response_id: answer, rating: 'up', comment: 'clear and short' });
+  // The other thumb, then a correction: still one row, and the change of rating counts once.
+  expect((await patch(url, id, { rating: 'down', correction: 'Bertha is an LLMOps loop.' })).status).toBe(200);
+  expect((await patch(url, id, { rating: 'down' })).status).toBe(200);
+
+  const listed = await getJson<Listing>(`${url}/v1/feedback`);
+  expect(listed.data).toEqual([
+    expect.objectContaining({
+      id,
+      user: 'anonymous',
+      rating: 'down',
+      comment: 'clear and short',
+      correction: 'Bertha is an LLMOps loop.',
+    }),
+  ]);
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  expect(metrics).toContain('bertha_feedback_total{rating="up",model_version="v6"} 1');
+  expect(metrics).toContain('bertha_feedback_total{rating="down",model_version="v6"} 1');
+  expect(metrics).toContain('bertha_feedback_down_ratio{model_version="v6"} 1');
+
+  // Only the voter may change a vote; an empty or unknown change is a 400.
+  expect((await patch(url, id, { comment: 'not mine' }, { 'x-bertha-user': 'eve' })).status).toBe(404);
+  expect((await patch(url, 'fb_missing', { comment: 'x' })).status).toBe(404);
+  expect((await patch(url, id, {})).status).toBe(400);
+  expect((await patch(url, id, { rating: 'sideways' })).status).toBe(400);
+  expect((await patch(url, id, { response_id: answer })).status).toBe(400);
+  expect((await bertha.feedback.get(id))?.comment).toBe('clear and short');
+});
+
+test('with API keys on and public chat, the voter can update a vote without a key', async () => {
+  const bertha = await startBertha(['auth.enabled=true']);
+  const url = bertha.url as string;
+  const answer = await insertAnswer(bertha.db);
+  const clicked = await post(url, { response_id: answer, rating: 'down' });
+  expect(clicked.status).toBe(201);
+  const commented = await patch(url, clicked.body.id as string, { comment: 'wrong year' });
+  expect(commented.status).toBe(200);
+  expect((await fetch(`${url}/v1/feedback`)).status).toBe(401);
+});

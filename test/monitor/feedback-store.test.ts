@@ -1,8 +1,15 @@
 import { Registry } from 'prom-client';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { createFeedbackMetrics, createFeedbackStore } from '../../src/monitor/index.ts';
+import { createLogger } from '../../src/core/logger.ts';
+import { createFeedbackMetrics, createFeedbackStore, type FeedbackStore } from '../../src/monitor/index.ts';
 import { insertAnswer } from '../helpers/answers.ts';
 import { dbFactories } from '../helpers/databases.ts';
+
+/** The feedback series on a registry of their own, exported (as by the monitor lease's holder) unless told otherwise. */
+function feedbackMetrics(store: FeedbackStore, exported = () => true) {
+  const registry = new Registry();
+  return { registry, metrics: createFeedbackMetrics(registry, store, { exported, logger: createLogger('silent') }) };
+}
 
 async function counterValues(registry: Registry): Promise<Record<string, number>> {
   const metric = await registry.getSingleMetric('bertha_feedback_total')?.get();
@@ -101,28 +108,106 @@ for (const factory of dbFactories) {
       expect([...page1, ...page2, ...page3].map((record) => record.userId)).toEqual(['u2', 'u1', 'u3', 'u2', 'u1']);
     });
 
-    test('metrics start from the database, so a restart does not reset the counters', async () => {
+    test('a comment after the vote updates the same row and is no second vote', async () => {
+      const { db, store } = await open();
+      const answer = await insertAnswer(db, { modelVersion: 'v8' });
+      const { registry } = feedbackMetrics(store);
+      const clicked = await store.record({ responseId: answer, userId: 'ada', rating: 'down' });
+      const commented = await store.update({
+        id: clicked.feedback.id,
+        userId: 'ada',
+        comment: 'made up',
+        correction: 'The answer is 42.',
+      });
+      expect(commented).toMatchObject({ counted: false, previousRating: 'down' });
+      expect(commented.feedback).toMatchObject({
+        id: clicked.feedback.id,
+        rating: 'down',
+        comment: 'made up',
+        correction: 'The answer is 42.',
+        createdAt: clicked.feedback.createdAt,
+      });
+      expect(await store.list()).toEqual([commented.feedback]);
+      expect(await store.countedVotes()).toEqual([{ modelVersion: 'v8', rating: 'down', count: 1 }]);
+      const votes = await db.kysely.selectFrom('feedback_votes').selectAll().execute();
+      expect(votes).toHaveLength(1);
+
+      // Left out, a field is kept; null clears it.
+      const cleared = await store.update({ id: clicked.feedback.id, userId: 'ada', correction: null });
+      expect(cleared.feedback).toMatchObject({ comment: 'made up', correction: null });
+      expect(await counterValues(registry)).toEqual({ 'v8/up': 0, 'v8/down': 1 });
+    });
+
+    test('changing the rating by update counts once, like a second vote', async () => {
+      const { db, store } = await open();
+      const answer = await insertAnswer(db, { modelVersion: 'v9' });
+      const { registry, metrics } = feedbackMetrics(store);
+      const clicked = await store.record({ responseId: answer, userId: 'ada', rating: 'up' });
+      const changes = await Promise.all(
+        Array.from({ length: 4 }, () => store.update({ id: clicked.feedback.id, userId: 'ada', rating: 'down' })),
+      );
+      expect(changes.filter((change) => change.counted)).toEqual([
+        expect.objectContaining({ previousRating: 'up', counted: true }),
+      ]);
+      expect(await counterValues(registry)).toEqual({ 'v9/up': 1, 'v9/down': 1 });
+      expect(await metrics.tallies()).toEqual([
+        { modelVersion: 'v9', upTotal: 1, downTotal: 1, upVotes: 0, downVotes: 1 },
+      ]);
+    });
+
+    test("an update of an unknown vote, or of another user's, is not found and changes nothing", async () => {
+      const { db, store } = await open();
+      const answer = await insertAnswer(db);
+      const vote = await store.record({ responseId: answer, userId: 'ada', rating: 'up', comment: 'mine' });
+      await expect(store.update({ id: 'fb_missing', userId: 'ada', comment: 'x' })).rejects.toMatchObject({
+        status: 404,
+      });
+      await expect(store.update({ id: vote.feedback.id, userId: 'eve', rating: 'down' })).rejects.toMatchObject({
+        status: 404,
+      });
+      expect(await store.get(vote.feedback.id)).toEqual(vote.feedback);
+    });
+
+    test('metrics are read from the database, so a restart does not reset the counters', async () => {
       const { db, store } = await open();
       const answer = await insertAnswer(db, { modelVersion: 'v3' });
-      const registry = new Registry();
-      const metrics = await createFeedbackMetrics(registry, store);
+      const { registry } = feedbackMetrics(store);
       for (const [user, rating] of [
         ['a', 'down'],
         ['b', 'down'],
         ['c', 'up'],
         ['a', 'up'],
       ] as const) {
-        metrics.observe(await store.record({ responseId: answer, userId: user, rating }));
+        await store.record({ responseId: answer, userId: user, rating });
       }
       const before = await counterValues(registry);
       expect(before).toEqual({ 'v3/up': 2, 'v3/down': 2 });
 
-      const restarted = new Registry();
-      const again = await createFeedbackMetrics(restarted, store);
-      expect(await counterValues(restarted)).toEqual(before);
-      expect(again.tallies()).toEqual([{ modelVersion: 'v3', upTotal: 2, downTotal: 2, upVotes: 2, downVotes: 1 }]);
-      const ratio = await restarted.getSingleMetric('bertha_feedback_down_ratio')?.get();
+      const restarted = feedbackMetrics(store);
+      expect(await counterValues(restarted.registry)).toEqual(before);
+      expect(await restarted.metrics.tallies()).toEqual([
+        { modelVersion: 'v3', upTotal: 2, downTotal: 2, upVotes: 2, downVotes: 1 },
+      ]);
+      const ratio = await restarted.registry.getSingleMetric('bertha_feedback_down_ratio')?.get();
       expect(ratio?.values[0]?.value).toBeCloseTo(1 / 3);
+    });
+
+    test('only the exporting process gives feedback samples, so a sum over processes counts each vote once', async () => {
+      const { db, store } = await open();
+      const answer = await insertAnswer(db, { modelVersion: 'v4' });
+      await store.record({ responseId: answer, userId: 'ada', rating: 'down' });
+      let exporting = true;
+      const exporter = feedbackMetrics(store, () => exporting);
+      const other = feedbackMetrics(store, () => !exporting);
+      expect(await counterValues(exporter.registry)).toEqual({ 'v4/up': 0, 'v4/down': 1 });
+      expect(await counterValues(other.registry)).toEqual({});
+      expect(await other.registry.metrics()).not.toContain('bertha_feedback_down_ratio{');
+
+      // The lease moved: the other process exports the same stored counts.
+      exporting = false;
+      await store.record({ responseId: answer, userId: 'bob', rating: 'up' });
+      expect(await counterValues(exporter.registry)).toEqual({});
+      expect(await counterValues(other.registry)).toEqual({ 'v4/up': 1, 'v4/down': 1 });
     });
   });
 }

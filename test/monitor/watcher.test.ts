@@ -1,16 +1,11 @@
-import { Registry } from 'prom-client';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { monitorSchema } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/core/logger.ts';
 import { createLocalEventBus } from '../../src/events/local-bus.ts';
-import {
-  createFeedbackMetrics,
-  createFeedbackStore,
-  createQualityWatcher,
-  type Rating,
-} from '../../src/monitor/index.ts';
+import { createFeedbackStore, createQualityWatcher, type Rating } from '../../src/monitor/index.ts';
 import { insertAnswer } from '../helpers/answers.ts';
 import { dbFactories } from '../helpers/databases.ts';
+import { waitFor } from '../helpers/processes.ts';
 
 for (const factory of dbFactories) {
   const available = await factory.available();
@@ -19,18 +14,17 @@ for (const factory of dbFactories) {
       const db = await factory.create();
       onTestFinished(() => db.close());
       const store = createFeedbackStore(db);
-      const metrics = await createFeedbackMetrics(new Registry(), store);
       const bus = createLocalEventBus({ db, logger: createLogger('silent') });
       const watcher = createQualityWatcher({
         rules: monitorSchema.parse({ rules }).rules,
-        metrics,
         store,
         bus,
         logger: createLogger('silent'),
       });
       const answer = await insertAnswer(db, { modelVersion: 'v1' });
-      const vote = async (user: string, rating: Rating) =>
-        metrics.observe(await store.record({ responseId: answer, userId: user, rating }));
+      const vote = async (user: string, rating: Rating) => {
+        await store.record({ responseId: answer, userId: user, rating });
+      };
       return { bus, watcher, vote };
     }
 
@@ -72,6 +66,21 @@ for (const factory of dbFactories) {
       await vote('c', 'down');
       await watcher.evaluate(new Date(t0 + 70_000));
       expect(await bus.list()).toHaveLength(0);
+    });
+
+    test('only while active (holding the monitor lease) does it watch', async () => {
+      const { bus, watcher, vote } = await setup({ downOverUp: { for: '0s' }, downRatio: { enabled: false } });
+      let active = false;
+      const stop = watcher.start(20, () => active);
+      onTestFinished(stop);
+      await vote('a', 'down');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(await bus.list()).toHaveLength(0);
+      active = true;
+      await waitFor(async () => ((await bus.list({ type: 'model.degraded' })).length === 1 ? true : undefined), {
+        timeoutMs: 5_000,
+        what: 'the alert once active',
+      });
     });
 
     test('the ratio rule waits for its minimum volume within the window', async () => {

@@ -108,6 +108,7 @@ test('`bertha deploy render --target argo` writes manifests that pass the schema
     'eventbus.yaml',
     'eventsource-alertmanager.yaml',
     'eventsource-minio.yaml',
+    'sensor-llm-retraining-on-alertmanager.yaml',
     'sensor-vector-ingestion-on-removals.yaml',
     'sensor-vector-ingestion-on-uploads.yaml',
     'workflowtemplate-llm-retraining.yaml',

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { definePipeline, resolveRunParams } from '../../src/pipelines/index.ts';
+import { definePipeline, resolveRunParams } from '../../src/pipelines/definition.ts';
 
 const base = { name: 'p', description: 'test' };
 

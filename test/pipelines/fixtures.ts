@@ -1,13 +1,9 @@
 import { appendFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  createPipelineCatalog,
-  createStepHandlerRegistry,
-  definePipeline,
-  type PipelineCatalog,
-  type StepContext,
-} from '../../src/pipelines/index.ts';
+import { definePipeline } from '../../src/pipelines/definition.ts';
+import type { StepContext } from '../../src/pipelines/handlers.ts';
+import { createPipelineCatalog, createStepHandlerRegistry, type PipelineCatalog } from '../../src/pipelines/index.ts';
 
 /**
  * Pipelines that do real work for the engine's tests: split a text into words, count them,

@@ -39,3 +39,6 @@ if (options.start) {
   process.stdout.write(`run ${run.id}\n`);
 }
 process.stdout.write('ready\n');
+// The runner's poll timer is unref'd (it must not hold a CLI open); this process stands for a
+// server, so it lives until it is killed, even when its first pass finds nothing to claim.
+setInterval(() => undefined, 60_000);

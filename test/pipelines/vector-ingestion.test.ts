@@ -2,7 +2,7 @@ import { describe, expect, onTestFinished, test } from 'vitest';
 import { configSchema } from '../../src/config/schema.ts';
 import { isoNow } from '../../src/core/ids.ts';
 import { createLogger } from '../../src/core/logger.ts';
-import { createKnowledgeRetriever } from '../../src/knowledge/index.ts';
+import { createDocumentStore, createKnowledgeRetriever } from '../../src/knowledge/index.ts';
 import { readObject } from '../../src/objects/index.ts';
 import { argoReferenceProblems, renderArgoManifests, strictSchemaProblems } from '../../src/pipelines/argo/index.ts';
 import { builtinPipelines } from '../../src/pipelines/builtin/index.ts';
@@ -83,6 +83,39 @@ for (const factory of dbFactories) {
       const removal = await finished(trigger.run_id as string);
       expect(removal).toMatchObject({ status: 'succeeded', params: { key, change: 'removed' } });
       expect(await vectors.count()).toBe(0);
+    });
+
+    test('a document that cannot be read fails its run with the reason recorded on the document', async () => {
+      const db = await factory.create();
+      onTestFinished(() => db.close());
+      const logger = createLogger('silent');
+      const knowledge = await embeddedKnowledge(db, tempDir(), logger);
+      const { store, runner, finished } = startBuiltinRunner({
+        db,
+        objects: knowledge.objects,
+        logger,
+        builtin: builtinPipelines({ knowledge: () => knowledge }),
+        concurrency: 2,
+        leaseMs: 10_000,
+      });
+
+      const key = 'documents/broken.pdf';
+      await knowledge.objects.put(key, '%PDF-1.4\nthis is not a pdf');
+      const run = await finished(
+        (await runner.startRun({ pipeline: 'vector-ingestion', params: { key }, source: 'test' })).id,
+      );
+      const document = await createDocumentStore(db).byKey(key);
+      expect(document).toMatchObject({ status: 'failed', error: expect.stringMatching(/corrupt PDF/) });
+      expect(run).toMatchObject({
+        status: 'failed',
+        error: `step 'load-document' failed: ${document?.error}`,
+      });
+      expect(Object.fromEntries((await store.listSteps(run.id)).map((step) => [step.name, step.status]))).toEqual({
+        'load-document': 'failed',
+        'create-vectors': 'skipped',
+        'ingest-vectors': 'skipped',
+      });
+      expect(await knowledge.vectors.count()).toBe(0);
     });
   });
 }

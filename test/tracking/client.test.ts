@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { createTrackingClient, TrackingApiError } from '../../src/tracking/index.ts';
+import { createTrackingClient, TrackingApiError } from '../../src/tracking/client.ts';
 import { dbFactories } from '../helpers/databases.ts';
 import { startTrackingServer } from './harness.ts';
 

@@ -3,6 +3,7 @@ import { newId } from '../../src/core/ids.ts';
 import type { MetadataDb } from '../../src/db/index.ts';
 import { createFsObjectStore } from '../../src/objects/fs.ts';
 import { readObject } from '../../src/objects/index.ts';
+import { createEmbeddedRunLog } from '../../src/tracking/embedded-run-log.ts';
 import { createTrackingStore } from '../../src/tracking/index.ts';
 import { buildDataset } from '../../src/train/dataset.ts';
 import { insertAnswer } from '../helpers/answers.ts';
@@ -96,7 +97,10 @@ for (const factory of dbFactories) {
       await document(db, ['not yet ingested'], 'pending');
 
       const window = { from: '2026-11-19T00:00:00Z', to: '2026-11-21T00:00:00Z' };
-      const built = await buildDataset({ db, objects, tracking }, { window, validationFraction: 0.3 });
+      const built = await buildDataset(
+        { db, objects, runs: createEmbeddedRunLog(tracking, objects) },
+        { window, validationFraction: 0.3 },
+      );
       expect(built.counts).toMatchObject({ negatives: 1, thumbsUp: 1, corrections: 1, knowledgeChunks: 2 });
       expect(built.counts.train + built.counts.valid).toBe(4);
       const examples = [
@@ -122,9 +126,37 @@ for (const factory of dbFactories) {
       expect(run.data.metrics.find((m) => m.key === 'examples_corrections')?.value).toBe(1);
       expect(run.inputs.dataset_inputs[0]?.dataset.digest).toBe(built.version);
 
-      const again = await buildDataset({ db, objects, tracking }, { window, validationFraction: 0.3 });
+      const again = await buildDataset(
+        { db, objects, runs: createEmbeddedRunLog(tracking, objects) },
+        { window, validationFraction: 0.3 },
+      );
       expect(again.version).toBe(built.version);
       expect(again.trackingRunId).not.toBe(built.trackingRunId);
+    });
+
+    test('votes on failed or cancelled answers are counted apart, not negatives; a correction on one is still a target', async () => {
+      const db = await factory.create();
+      onTestFinished(() => db.close());
+      const objects = createFsObjectStore({ root: tempDir() });
+      const tracking = createTrackingStore(db);
+      const inside = '2026-11-20T10:00:00.000Z';
+      await vote(db, await insertAnswer(db, { answer: '', status: 'failed' }), 'down', inside);
+      await vote(db, await insertAnswer(db, { answer: 'Bert', status: 'cancelled' }), 'down', inside);
+      await vote(db, await insertAnswer(db, { answer: '', status: 'failed' }), 'down', inside, 'what it should say');
+      await vote(db, await insertAnswer(db, { answer: 'plain bad' }), 'down', inside);
+
+      const window = { from: '2026-11-19T00:00:00Z', to: '2026-11-21T00:00:00Z' };
+      const built = await buildDataset(
+        { db, objects, runs: createEmbeddedRunLog(tracking, objects) },
+        { window, validationFraction: 0 },
+      );
+      expect(built.counts).toMatchObject({ negatives: 1, corrections: 1, votesOnUnfinished: 2, train: 1 });
+      expect(lines(await readObject(objects, built.negativesKey))).toEqual([
+        expect.objectContaining({ completion: 'plain bad' }),
+      ]);
+      expect(lines(await readObject(objects, built.trainKey))).toEqual([
+        expect.objectContaining({ completion: 'what it should say', source: 'correction' }),
+      ]);
     });
   });
 }

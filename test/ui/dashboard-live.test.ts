@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test, vi } from 'vitest';
 import { startBertha } from '../helpers/bertha-in-process.ts';
 import { chromiumAvailable, ensureWebBuilt, launchBrowser, openPage, screenshot } from '../helpers/browser.ts';
 
@@ -31,6 +31,39 @@ describe.skipIf(!hasChromium)('dashboard in Chromium', () => {
     expect(await alert.textContent()).toContain('ThumbsDownRateHigh');
     expect(await page.locator('.event').count()).toBe(2);
     await screenshot(page, 'dashboard-live-alert');
+    expect(errors).toEqual([]);
+  });
+});
+
+describe.skipIf(!hasChromium)('dashboard live stream in Chromium', () => {
+  test('events published in the same millisecond all appear without a reload, once each', async () => {
+    const bertha = await startBertha();
+    const browser = await launchBrowser();
+    const { page, errors } = await openPage(browser, `${bertha.url}/#/dashboard`);
+    await page.locator('[data-live="live"]').waitFor();
+    await page.getByText('No events yet.').waitFor();
+
+    const subjects = ['docs/same-ms-a.md', 'docs/same-ms-b.md', 'docs/same-ms-c.md'];
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(new Date());
+    try {
+      const published = await Promise.all(
+        subjects.map((subject) =>
+          bertha.bus.publish({ type: 'object.created', source: 'test', subject, payload: { key: subject } }),
+        ),
+      );
+      expect(new Set(published.map((result) => result.event.createdAt)).size).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+    for (const subject of subjects) await page.locator('.event', { hasText: subject }).waitFor();
+    // A later event proves the stream moved on; nothing before it came twice.
+    await bertha.bus.publish({ type: 'object.created', source: 'test', subject: 'docs/later.md', payload: {} });
+    await page.locator('.event', { hasText: 'docs/later.md' }).waitFor();
+    expect(await page.locator('.event .event-subject').allTextContents()).toEqual([
+      'docs/later.md',
+      ...[...subjects].reverse(),
+    ]);
     expect(errors).toEqual([]);
   });
 });

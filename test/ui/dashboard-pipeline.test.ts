@@ -1,11 +1,11 @@
 import { beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { createLogger } from '../../src/core/logger.ts';
+import { definePipeline } from '../../src/pipelines/definition.ts';
 import {
   createLocalRunner,
   createPipelineCatalog,
   createRunStore,
   createStepHandlerRegistry,
-  definePipeline,
 } from '../../src/pipelines/index.ts';
 import { startBertha } from '../helpers/bertha-in-process.ts';
 import { chromiumAvailable, ensureWebBuilt, launchBrowser, openPage, screenshot } from '../helpers/browser.ts';

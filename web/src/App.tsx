@@ -2,20 +2,29 @@ import { useEffect, useState } from 'react';
 import { ChatPage } from './chat/ChatPage.tsx';
 import { Dashboard } from './dashboard/Dashboard.tsx';
 import { KeyDialog } from './KeyDialog.tsx';
+import { LineagePage } from './lineage/LineagePage.tsx';
+import { isLineageHash, lineageRefFromHash } from './lineage/route.ts';
 
-type Page = 'chat' | 'dashboard';
+type Page = 'chat' | 'dashboard' | 'lineage';
 
-/** Hash routes (`#/`, `#/dashboard`) so the server needs no fallback route for the UI. */
+const TITLES: Record<Page, string> = { chat: 'Chat', dashboard: 'Dashboard', lineage: 'Lineage' };
+
+/** Hash routes (`#/`, `#/dashboard`, `#/lineage/<kind>/<id>`) so the server needs no fallback route for the UI. */
 function pageFromHash(): Page {
+  if (isLineageHash(window.location.hash)) return 'lineage';
   return window.location.hash.startsWith('#/dashboard') ? 'dashboard' : 'chat';
 }
 
 export function App() {
   const [page, setPage] = useState<Page>(pageFromHash);
+  const [hash, setHash] = useState(window.location.hash);
   const [keyVersion, setKeyVersion] = useState(0);
 
   useEffect(() => {
-    const onHash = () => setPage(pageFromHash());
+    const onHash = () => {
+      setPage(pageFromHash());
+      setHash(window.location.hash);
+    };
     const onKey = () => setKeyVersion((value) => value + 1);
     window.addEventListener('hashchange', onHash);
     window.addEventListener('bertha:api-key', onKey);
@@ -26,7 +35,7 @@ export function App() {
   }, []);
 
   useEffect(() => {
-    document.title = page === 'chat' ? 'Bertha · Chat' : 'Bertha · Dashboard';
+    document.title = `Bertha · ${TITLES[page]}`;
   }, [page]);
 
   return (
@@ -40,14 +49,16 @@ export function App() {
           <a href="#/" aria-current={page === 'chat' ? 'page' : undefined}>
             Chat
           </a>
-          <a href="#/dashboard" aria-current={page === 'dashboard' ? 'page' : undefined}>
+          <a href="#/dashboard" aria-current={page !== 'chat' ? 'page' : undefined}>
             Dashboard
           </a>
         </nav>
         <KeyDialog keyVersion={keyVersion} />
       </header>
       <main id="main" tabIndex={-1}>
-        {page === 'chat' ? <ChatPage /> : <Dashboard keyVersion={keyVersion} />}
+        {page === 'chat' && <ChatPage />}
+        {page === 'dashboard' && <Dashboard keyVersion={keyVersion} />}
+        {page === 'lineage' && <LineagePage key={keyVersion} target={lineageRefFromHash(hash)} />}
       </main>
     </div>
   );

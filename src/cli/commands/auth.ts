@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { openMetadataDb } from '../../app.ts';
+import { openMetadataDb } from '../../adapters.ts';
 import { type ApiKeyStore, createApiKeyStore, ROLES, type Role } from '../../auth/index.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { configFrom } from '../options.ts';

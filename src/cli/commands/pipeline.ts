@@ -2,9 +2,10 @@ import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { type Bertha, createBertha } from '../../app.ts';
 import { ValidationError } from '../../core/errors.ts';
-import { createLogger } from '../../core/logger.ts';
 import { type RunDetail, type RunRecord, runDetail, runProgress } from '../../pipelines/index.ts';
+import { cliLogger } from '../logger.ts';
 import { configFrom } from '../options.ts';
+import { table } from '../table.ts';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -25,7 +26,8 @@ async function withBertha<T>(command: Command, work: (bertha: Bertha) => Promise
   const { config } = configFrom(command);
   // The CLI's own log lines would interleave with its tables; warnings and errors still show.
   const bertha = await createBertha(config, {
-    logger: createLogger(config.log.level === 'info' ? 'warn' : config.log.level),
+    logger: cliLogger(config.log.level === 'info' ? 'warn' : config.log.level),
+    serveChat: false,
   });
   try {
     return await work(bertha);
@@ -44,18 +46,6 @@ function duration(run: RunRecord): string {
   if (!run.startedAt) return '-';
   const ms = (run.finishedAt ? Date.parse(run.finishedAt) : Date.now()) - Date.parse(run.startedAt);
   return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`;
-}
-
-function table(rows: string[][]): string {
-  const widths = (rows[0] ?? []).map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length)));
-  return rows
-    .map((row) =>
-      row
-        .map((cell, column) => cell.padEnd(widths[column] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
 }
 
 function printDetail(detail: RunDetail): void {

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { NotFoundError } from '../../core/errors.ts';
 import { configFrom } from '../options.ts';
+import { table } from '../table.ts';
 import { openTrackingClient } from '../tracking-client.ts';
-import { table } from './models.ts';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -85,7 +85,7 @@ export function registerRunsCommand(program: Command): void {
               }),
             ]);
           }
-          process.stdout.write(table(rows));
+          process.stdout.write(`${table(rows)}\n`);
         } finally {
           await opened.close();
         }

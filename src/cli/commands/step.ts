@@ -30,7 +30,7 @@ export function registerStepCommand(program: Command): void {
         command: Command,
       ) => {
         const { config } = configFrom(command);
-        const bertha = await createBertha(config);
+        const bertha = await createBertha(config, { serveChat: false });
         const controller = new AbortController();
         const onSignal = () => controller.abort({ kind: 'cancel' });
         process.once('SIGTERM', onSignal);

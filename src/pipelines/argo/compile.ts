@@ -13,6 +13,22 @@ export interface ArgoRenderOptions {
   /** Secret with `accesskey` and `secretkey` for MinIO. */
   minioSecret: string;
   webhookPort: number;
+  /** Only objects under this key prefix start uploads/removals Sensors (Bertha's documents, not its artifacts). */
+  uploadsPrefix?: string;
+  /** Secret key whose value Alertmanager must send as a bearer token to the webhook EventSource. */
+  webhookAuthSecret?: { name: string; key: string };
+  /** What every step pod gets besides the Secret: settings file, volumes, sizes, security (`deploy render --target k8s`). */
+  stepPod?: StepPodSettings;
+}
+
+/** Kubernetes fields added to every step pod; loose records, checked by the Argo schema before writing. */
+export interface StepPodSettings {
+  env: Record<string, unknown>[];
+  volumes: Record<string, unknown>[];
+  volumeMounts: Record<string, unknown>[];
+  resources: Record<string, unknown>;
+  podSecurityContext: Record<string, unknown>;
+  securityContext: Record<string, unknown>;
 }
 
 export interface RenderedManifest {
@@ -23,6 +39,11 @@ export interface RenderedManifest {
 
 const API_VERSION = 'argoproj.io/v1alpha1';
 const EVENT_BUS = 'default';
+/**
+ * NATS version of the JetStream EventBus: one the Argo Events controller lists in its
+ * `argo-events-controller-config` (v1.9.11: 2.8.1 ... 2.10.29, and `latest`, which moves).
+ */
+export const JETSTREAM_VERSION = '2.10.29';
 const OUTPUTS_DIR = '/tmp/bertha/outputs';
 const LABELS = { 'app.kubernetes.io/part-of': 'bertha', 'app.kubernetes.io/managed-by': 'bertha-deploy-render' };
 
@@ -82,6 +103,14 @@ function stepTemplate(definition: PipelineDefinition, step: ResolvedStep, option
         ...inputs.flatMap((name) => ['--input', `${name}={{inputs.parameters.${name}}}`]),
       ],
       envFrom: [{ secretRef: { name: options.configSecret } }],
+      ...(options.stepPod
+        ? {
+            env: options.stepPod.env,
+            volumeMounts: options.stepPod.volumeMounts,
+            resources: options.stepPod.resources,
+            securityContext: options.stepPod.securityContext,
+          }
+        : {}),
     },
   };
 }
@@ -97,6 +126,9 @@ export function renderWorkflowTemplate(definition: PipelineDefinition, options: 
       spec: {
         entrypoint: 'main',
         serviceAccountName: options.serviceAccount,
+        ...(options.stepPod
+          ? { securityContext: options.stepPod.podSecurityContext, volumes: options.stepPod.volumes }
+          : {}),
         ...(params.length > 0
           ? {
               arguments: {
@@ -146,7 +178,7 @@ export function renderEventBus(options: ArgoRenderOptions): RenderedManifest {
       apiVersion: API_VERSION,
       kind: 'EventBus',
       metadata: { name: EVENT_BUS, namespace: options.namespace, labels: LABELS },
-      spec: { jetstream: { version: 'latest', replicas: 3 } },
+      spec: { jetstream: { version: JETSTREAM_VERSION, replicas: 3 } },
     },
   };
 }
@@ -159,6 +191,7 @@ export function renderEventSources(options: ArgoRenderOptions): RenderedManifest
     insecure: true,
     accessKey: { name: options.minioSecret, key: 'accesskey' },
     secretKey: { name: options.minioSecret, key: 'secretkey' },
+    ...(options.uploadsPrefix ? { filter: { prefix: options.uploadsPrefix, suffix: '' } } : {}),
   });
   const port = String(options.webhookPort);
   return [
@@ -178,6 +211,7 @@ export function renderEventSources(options: ArgoRenderOptions): RenderedManifest
               method: 'POST',
               port,
               url: `http://alertmanager-eventsource-svc.${options.namespace}.svc:${port}`,
+              ...(options.webhookAuthSecret ? { authSecret: options.webhookAuthSecret } : {}),
             },
           },
         },
@@ -256,7 +290,14 @@ export function renderSensors(definition: PipelineDefinition, options: ArgoRende
                     },
                   },
                   parameters: Object.entries(trigger.parameters).map(([param, dataKey]) => ({
-                    src: { dependencyName: dependency, dataKey },
+                    // An event without the field submits the parameter's default, as the local sensor does.
+                    src: {
+                      dependencyName: dependency,
+                      dataKey,
+                      ...(definition.params[param]?.default !== undefined
+                        ? { value: String(definition.params[param]?.default) }
+                        : {}),
+                    },
                     dest: `spec.arguments.parameters.${params.findIndex(([candidate]) => candidate === param)}.value`,
                   })),
                 },

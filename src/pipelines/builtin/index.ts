@@ -2,13 +2,15 @@ import type { KnowledgeDeps } from '../../knowledge/index.ts';
 import type { PipelineDefinition } from '../definition.ts';
 import type { StepHandler } from '../handlers.ts';
 import { llmRetraining, llmRetrainingHandlers, type RetrainingDeps } from './llm-retraining.ts';
+
+export { loopRunTiming } from './loop-timing.ts';
+
 import { vectorIngestion, vectorIngestionHandlers } from './vector-ingestion.ts';
 
 /**
  * The pipelines Bertha ships. Only pipelines whose every step does its real work are listed:
- * `llm-retraining` runs build-dataset -> retrain-model -> log-model; the seed's evaluation
- * steps (benchmarks, hallucination/fact-check/subject-matter evals), gate and deploy join it
- * once the evaluation capability exports them.
+ * `llm-retraining` runs build-dataset -> (prompt-challenger | retrain-model -> log-model) ->
+ * benchmark (with the hallucination, fact-check and subject-matter evaluations) -> gate -> deploy.
  */
 export interface BuiltinPipelines {
   definitions: PipelineDefinition[];

@@ -1,34 +1,59 @@
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { BerthaError } from '../../core/errors.ts';
-import type { Logger } from '../../core/logger.ts';
+import type { Config } from '../../config/index.ts';
 import type { MetadataDb } from '../../db/index.ts';
-import type { ModelBundle } from '../../models/index.ts';
-import { type ObjectStore, readObject } from '../../objects/index.ts';
-import { CHALLENGER, experimentIdFor, type ModelRegistry, type TrackingStore } from '../../tracking/index.ts';
+import {
+  type BenchmarkScores,
+  benchmarkArms,
+  benchmarkSuites,
+  type ChallengerArm,
+  chooseChallenger,
+  type Evaluator,
+  GATE_DECIDED,
+  type GateDecidedPayload,
+  type GateOutcome,
+  recordGateOutcome,
+  suiteMetrics,
+} from '../../eval/index.ts';
+import type { EventBus } from '../../events/index.ts';
+import type { Retriever } from '../../knowledge/index.ts';
+import { lineageDatasets } from '../../lineage/index.ts';
+import type { LoopMetrics } from '../../monitor/index.ts';
+import type { RolloutController } from '../../rollout/index.ts';
+import {
+  type RegisteredRetraining,
+  type RunLog,
+  registerPromptChallenger,
+  registerRetrained,
+} from '../../tracking/index.ts';
 import {
   type BuiltDataset,
   buildDataset,
-  type CommandTrainerSpec,
-  type DatasetExample,
-  ensureStarterModel,
-  exportLoraGguf,
-  readModelCheckpoint,
-  runCommandTrainer,
-  runTraining,
-  tokenizerFromMetadata,
+  fewShotExamples,
+  fewShotSystemPrompt,
+  findTrainedVersion,
+  heldOutQuestions,
+  heldOutTexts,
+  type RetrainDeps,
+  readExamples,
+  resolveBase,
+  retrain,
+  type TrainingOutcome,
 } from '../../train/index.ts';
 import { definePipeline } from '../definition.ts';
-import type { StepContext, StepHandler } from '../handlers.ts';
+import type { StepContext, StepHandler, StepResult } from '../handlers.ts';
+import { observeCandidate, observeVerdict } from './loop-timing.ts';
+import { datasetLineage } from './retraining-lineage.ts';
 
 /**
- * The first wave of the seed's retraining workflow: build-dataset -> retrain-model ->
- * log-model. A `model.degraded` event starts it (sensor `retrain-on-degradation`). The
- * evaluation steps (gold and domain benchmarks, hallucination, fact-check and subject-matter
- * evals), the promotion gate and the canary deploy are NOT here yet: they join in the next
- * wave. Until then the new version only gets the `challenger` alias; `champion` moves by
- * hand (`bertha models promote`) or, later, by the gate.
+ * The seed's retraining workflow: build-dataset -> (prompt-challenger | retrain-model ->
+ * log-model) -> benchmark -> gate -> deploy. A `model.degraded` event starts it (sensor
+ * `retrain-on-degradation`; on Argo, the Alertmanager Sensor). Two challenger arms come out of
+ * one dataset: the retrained model (`challenger`) and the base with approved answers in its
+ * prompt (`challenger-prompt`). benchmark scores the champion and both arms on the same items:
+ * the log-likelihood suites and the seed's hallucination, fact-check and subject-matter
+ * evaluations, in one step so that each version is loaded once and each answer generated once
+ * for all three. The gate decides each arm with a paired bootstrap and picks one; deploy
+ * starts its canary, which the rollout controller promotes or rolls back on live feedback. A
+ * gate that picks no arm ends the run there, with its reasons.
  */
 export const llmRetraining = definePipeline({
   name: 'llm-retraining',
@@ -49,9 +74,21 @@ export const llmRetraining = definePipeline({
     {
       name: 'build-dataset',
       handler: 'train.build-dataset',
-      description: 'feedback of the window and knowledge-base chunks -> versioned train/validation sets',
-      params: ['window_days'],
+      description:
+        'feedback of the window and knowledge-base chunks -> versioned train/validation sets; ends the run when a version was already trained on this dataset from the same base',
+      params: ['window_days', 'model_version'],
       outputs: ['dataset'],
+      retry: { limit: 2, backoffMs: 2_000 },
+      timeoutMs: 30 * 60_000,
+    },
+    {
+      name: 'prompt-challenger',
+      handler: 'train.prompt-challenger',
+      description:
+        'the in-context arm: the base model with approved answers from the training feedback in its system prompt, registered as challenger-prompt',
+      params: ['model_version'],
+      inputs: { dataset: { from: 'build-dataset', artifact: 'dataset' } },
+      outputs: ['registered'],
       retry: { limit: 2, backoffMs: 2_000 },
       timeoutMs: 30 * 60_000,
     },
@@ -77,355 +114,362 @@ export const llmRetraining = definePipeline({
       retry: { limit: 2, backoffMs: 2_000 },
       timeoutMs: 30 * 60_000,
     },
+    {
+      name: 'benchmark',
+      handler: 'eval.benchmark',
+      description:
+        'the champion and both arms scored on the same items through the serving runtime: benchmark-gold, benchmark-domain (cloze from held-out knowledge), held-out perplexity, and hallucination-, factcheck- and subject-matter-eval on held-out questions; per-item scores to the tracker',
+      inputs: {
+        dataset: { from: 'build-dataset', artifact: 'dataset' },
+        registered: { from: 'log-model', artifact: 'registered' },
+        prompt: { from: 'prompt-challenger', artifact: 'registered' },
+      },
+      outputs: ['scores'],
+      retry: { limit: 1, backoffMs: 2_000 },
+      timeoutMs: 6 * 3_600_000,
+    },
+    {
+      name: 'gate',
+      handler: 'eval.gate',
+      description:
+        'paired bootstrap on per-item differences for each arm: promote, reject or inconclusive, with the interval and reasons; a retrained model that only ties the prompt arm does not ship',
+      inputs: { scores: { from: 'benchmark', artifact: 'scores' } },
+      outputs: ['verdict'],
+      retry: { limit: 2, backoffMs: 2_000 },
+      timeoutMs: 10 * 60_000,
+    },
+    {
+      name: 'deploy',
+      handler: 'rollout.deploy',
+      description: 'a canary of the challenger against the champion, promoted or rolled back on live feedback',
+      inputs: {
+        scores: { from: 'benchmark', artifact: 'scores' },
+        verdict: { from: 'gate', artifact: 'verdict' },
+      },
+      outputs: ['rollout'],
+      retry: { limit: 2, backoffMs: 2_000 },
+      timeoutMs: 10 * 60_000,
+    },
   ],
+  // Alertmanager's webhook body, as Argo Events' webhook EventSource wraps it: the rules group
+  // alerts by model_version, so the first alert names the degraded version.
+  argoEvents: [{ source: 'alertmanager', parameters: { model_version: 'body.alerts.0.labels.model_version' } }],
 });
 
-export const RETRAINING_EXPERIMENT = 'llm-retraining';
-
-export interface RetrainingDeps {
+export interface RetrainingDeps extends RetrainDeps {
   db: MetadataDb;
-  objects: ObjectStore;
-  tracking: TrackingStore;
-  registry: ModelRegistry;
-  logger: Logger;
-  dataDir: string;
-  /** Registered model whose versions retraining adds (`config.tracking.model`). */
-  model: string;
-  /** What `bertha up` serves when the registry has no champion (`configuredBundle`). */
-  servedBundle: ModelBundle | undefined;
-  trainer: {
-    threads: number;
-    /** The starter model's recipe steps, so its cached checkpoint is found. */
-    starterSteps: number;
-    lora: { steps: number; rank: number; alpha: number; learningRate: number; batchSize: number };
-    command?: CommandTrainerSpec | undefined;
-  };
+  /** Where the run's decisions (`retraining.skipped`, `gate.decided`) are published and stored. */
+  bus: EventBus;
+  /** Where the steps record their tracking runs (`tracking.uri` or the embedded tracker). */
+  runs: RunLog;
+  /** Scores bundles through the serving runtime. */
+  evaluator: Evaluator;
+  evaluation: Config['evaluation'];
+  rollout: RolloutController;
+  /** The passages chat retrieves, for the generative suites' questions. */
+  retriever: Retriever;
+  /** The served system prompt (`serving.systemPrompt`) a bundle without its own uses; the prompt arm extends it. */
+  systemPrompt: string;
+  /** The loop's figures: dataset to candidate, candidate to verdict, gate refusals. */
+  loop?: LoopMetrics | undefined;
 }
 
-export class RetrainingError extends BerthaError {
-  constructor(message: string, details?: Record<string, unknown>) {
-    super('retraining_failed', message, 422, details);
-  }
+/** Why a step has no arm to hand on (no approved answers, an upstream model with no weights here). */
+interface Skipped {
+  skipped: string;
 }
 
-/** What retrain-model hands to log-model (JSON). */
-export interface TrainingOutcome {
-  trainer: 'lora' | 'command';
-  /** `adapter`: the `model` artifact is a LoRA GGUF on `baseGguf`; `model`: a whole GGUF. */
-  kind: 'adapter' | 'model';
-  baseGguf: string;
-  parentVersion: string;
-  params: Record<string, string | number>;
-  metrics: Record<string, number>;
-}
+/** What prompt-challenger and log-model leave: the registered arm, or why there is none. */
+type ArmOutput = RegisteredRetraining | Skipped;
 
-interface BaseModel {
-  bundle: ModelBundle;
-  /** The Bertha checkpoint beside the GGUF, when Bertha trained it. */
-  checkpoint: string | undefined;
-}
-
-const exists = (file: string) =>
-  stat(file).then(
-    () => true,
-    () => false,
-  );
-
-/**
- * The model to retrain: the degraded registry version when the event names one, else the
- * champion, else what `bertha up` serves, else the starter model. A GGUF that Bertha trained
- * has its checkpoint (`checkpoint.safetensors`) beside it; that is what LoRA adapts.
- */
-async function resolveBase(deps: RetrainingDeps, modelVersion: string, signal: AbortSignal): Promise<BaseModel> {
-  let bundle: ModelBundle | undefined;
-  const named = /^(?:(.+)\/)?(\d+)$/.exec(modelVersion);
-  if (named && (named[1] === undefined || named[1] === deps.model)) {
-    bundle = await deps.registry.getBundle(deps.model, named[2] as string).catch((error: unknown) => {
-      if ((error as { code?: string }).code === 'RESOURCE_DOES_NOT_EXIST') return undefined;
-      throw error;
-    });
-  }
-  bundle ??= await deps.registry.resolveAlias(deps.model, 'champion');
-  bundle ??= deps.servedBundle;
-  if (!bundle) {
-    const starter = await ensureStarterModel({
-      dataDir: deps.dataDir,
-      threads: deps.trainer.threads,
-      steps: deps.trainer.starterSteps,
-      signal,
-      logger: deps.logger,
-    });
-    return {
-      bundle: {
-        version: 'starter',
-        base: { kind: 'gguf', path: starter.modelPath },
-        adapters: [],
-        generation: {},
-        retrieval: { enabled: true, topK: 4 },
-      },
-      checkpoint: starter.checkpointPath,
-    };
-  }
-  if (bundle.base.kind !== 'gguf') {
-    throw new RetrainingError(
-      `model ${bundle.version} is served by an upstream server (${bundle.base.model}); retraining needs a GGUF base`,
-      { version: bundle.version },
-    );
-  }
-  const beside = path.join(path.dirname(bundle.base.path), 'checkpoint.safetensors');
-  return { bundle, checkpoint: (await exists(beside)) ? beside : undefined };
-}
-
-/** The dataset as plain text for a causal LM: question and answer, or a knowledge passage. */
-function exampleText(example: DatasetExample): string {
-  return example.kind === 'feedback' ? `${example.prompt}\n${example.completion}\n\n` : `${example.text}\n\n`;
-}
-
-function parseJsonl(body: Buffer): DatasetExample[] {
-  return body
-    .toString('utf8')
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as DatasetExample);
+/** Payload of `retraining.skipped`: the evidence that the run had nothing new to learn. */
+export interface RetrainingSkippedPayload {
+  runId: string;
+  datasetVersion: string;
+  baseVersion: string;
+  /** The registry version already trained on this dataset from this base. */
+  existingVersion: string;
+  reason: string;
 }
 
 /** Progress arrives from a child process's callbacks, which cannot await the write. */
-function report(context: StepContext, fraction: number, message: string): void {
-  context.progress(fraction, message).catch((error: unknown) => {
-    context.log.warn(`could not record progress: ${(error as Error).message}`);
-  });
+function reporter(context: StepContext) {
+  return {
+    info: (message: string, fields?: Record<string, unknown>) => context.log.info(message, fields),
+    progress: (fraction: number, message: string) => {
+      context.progress(fraction, message).catch((error: unknown) => {
+        context.log.warn(`could not record progress: ${(error as Error).message}`);
+      });
+    },
+  };
 }
 
-async function retrainModel(deps: RetrainingDeps, context: StepContext): Promise<void> {
-  const dataset = await context.inputs.json<BuiltDataset>('dataset');
-  if (dataset.counts.train === 0) {
-    throw new RetrainingError(
-      `dataset ${dataset.version} has no training examples (feedback window ${dataset.window.from} .. ${dataset.window.to})`,
-    );
-  }
-  const base = await resolveBase(deps, String(context.params.model_version ?? ''), context.signal);
-  const baseGguf = (base.bundle.base as { path: string }).path;
-  const work = await mkdtemp(path.join(tmpdir(), 'bertha-retrain-'));
-  try {
-    const command = deps.trainer.command;
-    if (command) {
-      const train = path.join(work, 'train.jsonl');
-      const valid = path.join(work, 'valid.jsonl');
-      await writeFile(train, await readObject(deps.objects, dataset.trainKey));
-      await writeFile(valid, await readObject(deps.objects, dataset.validKey));
-      context.log.info(`command trainer on ${baseGguf}`, { argv: command.command });
-      const result = await runCommandTrainer(
-        command,
-        { train, valid, base: baseGguf, output: path.join(work, 'out') },
-        {
-          signal: context.signal,
-          logger: deps.logger,
-          onProgress: (p) => {
-            if (p.steps) report(context, p.step / p.steps, `step ${p.step}/${p.steps}`);
-            context.log.info(`step ${p.step}${p.steps ? `/${p.steps}` : ''}`, p);
-          },
-        },
-      );
-      await context.artifacts.write('model', await readFile(result.path));
-      const outcome: TrainingOutcome = {
-        trainer: 'command',
-        kind: result.kind,
-        baseGguf,
-        parentVersion: base.bundle.version,
-        params: { trainer: 'command', argv: command.command.join(' ') },
-        metrics: result.metrics,
-      };
-      await context.artifacts.writeJson('training', outcome);
-      return;
-    }
-    if (!base.checkpoint) {
-      throw new RetrainingError(
-        `model ${base.bundle.version} (${baseGguf}) has no Bertha checkpoint, so LoRA on this machine cannot ` +
-          'adapt it; configure an external trainer in trainer.command (docs/training.md)',
-        { version: base.bundle.version, base: baseGguf },
-      );
-    }
-    const { metadata, config: modelConfig } = await readModelCheckpoint(base.checkpoint);
-    const tokenizer = tokenizerFromMetadata(metadata);
-    const text = parseJsonl(await readObject(deps.objects, dataset.trainKey))
-      .map(exampleText)
-      .join('');
-    const tokens = Int32Array.from(tokenizer.encode(text));
-    if (tokens.length < 3) throw new RetrainingError(`dataset ${dataset.version} has too little text to train on`);
-    const tokensPath = path.join(work, 'train.tokens');
-    await writeFile(tokensPath, Buffer.from(tokens.buffer));
-    const lora = deps.trainer.lora;
-    const params = {
-      trainer: 'lora',
-      steps: lora.steps,
-      rank: lora.rank,
-      alpha: lora.alpha,
-      learning_rate: lora.learningRate,
-      batch_size: lora.batchSize,
-      sequence_length: Math.min(modelConfig.contextLength, tokens.length - 1),
-      train_tokens: tokens.length,
-    };
-    context.log.info(`LoRA on ${base.checkpoint}: ${tokens.length} tokens, ${lora.steps} steps`, params);
-    const result = await runTraining(
-      {
-        mode: 'lora',
-        base: base.checkpoint,
-        lora: { rank: lora.rank, alpha: lora.alpha, targets: ['attn_q', 'attn_v', 'ffn_up', 'ffn_down', 'output'] },
-        trainTokens: tokensPath,
-        steps: lora.steps,
-        batchSize: lora.batchSize,
-        sequenceLength: params.sequence_length,
-        learningRate: lora.learningRate,
-        threads: deps.trainer.threads,
-        output: path.join(work, 'adapter.safetensors'),
-      },
-      {
-        signal: context.signal,
-        logger: deps.logger,
-        onStart: (pid) => context.log.info(`training process ${pid} started`),
-        onProgress: (p) => {
-          report(context, p.step / p.steps, `step ${p.step}/${p.steps}, loss ${p.loss.toFixed(3)}`);
-          context.log.info(`step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)}`, {
-            tokensPerSecond: Math.round(p.tokensPerSecond),
-          });
-        },
-      },
-    );
-    const adapter = path.join(work, 'adapter.gguf');
-    await exportLoraGguf(result.output, adapter);
-    await context.artifacts.write('model', await readFile(adapter));
-    const outcome: TrainingOutcome = {
-      trainer: 'lora',
-      kind: 'adapter',
-      baseGguf,
-      parentVersion: base.bundle.version,
-      params,
-      metrics: {
-        final_loss: result.finalLoss,
-        tokens_per_second: result.tokensPerSecond,
-        trainable_parameters: result.trainableParameters,
-      },
-    };
-    context.log.info(`final loss ${result.finalLoss.toFixed(3)}, ${result.tokensPerSecond.toFixed(0)} tokens/s`);
-    await context.artifacts.writeJson('training', outcome);
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-}
-
-/** What log-model leaves: the tracking run and the registry version. */
-export interface RegisteredRetraining {
-  trackingRunId: string;
-  name: string;
-  version: string;
-  alias: string;
-  modelPath: string;
-}
-
-async function logModel(deps: RetrainingDeps, context: StepContext): Promise<void> {
-  const dataset = await context.inputs.json<BuiltDataset>('dataset');
-  const outcome = await context.inputs.json<TrainingOutcome>('training');
-  const file = outcome.kind === 'adapter' ? 'adapter.gguf' : 'model.gguf';
-  // The chat service loads local files: the model lives under the data dir, keyed by pipeline run.
-  const modelPath = path.join(deps.dataDir, 'models', 'llm-retraining', context.runId, file);
-  await mkdir(path.dirname(modelPath), { recursive: true });
-  const body = await context.inputs.read('model');
-  await writeFile(modelPath, body);
-
-  const tracking = deps.tracking;
-  const run = await tracking.createRun({
-    experimentId: await experimentIdFor(tracking, RETRAINING_EXPERIMENT),
-    runName: `retrain-${dataset.version}`,
-    tags: [
-      { key: 'bertha.pipeline_run', value: context.runId },
-      { key: 'bertha.parent_version', value: outcome.parentVersion },
-      { key: 'bertha.dataset_run', value: dataset.trackingRunId },
-    ],
-  });
-  const runId = run.info.run_id;
-  const now = Date.now();
-  await tracking.logBatch(runId, {
-    params: [
-      { key: 'dataset_version', value: dataset.version },
-      { key: 'window_from', value: dataset.window.from },
-      { key: 'window_to', value: dataset.window.to },
-      { key: 'base_gguf', value: outcome.baseGguf },
-      { key: 'parent_version', value: outcome.parentVersion },
-      ...Object.entries(outcome.params).map(([key, value]) => ({ key, value: String(value) })),
-    ],
-    metrics: [
-      ...Object.entries(dataset.counts).map(([key, value]) => ({ key: `examples_${key}`, value })),
-      ...Object.entries(outcome.metrics).map(([key, value]) => ({ key, value })),
-    ].map((metric) => ({ ...metric, timestamp: now, step: 0 })),
-  });
-  await tracking.logInputs(runId, [
+async function buildDatasetStep(deps: RetrainingDeps, context: StepContext): Promise<StepResult | undefined> {
+  const to = new Date();
+  const from = new Date(to.getTime() - Number(context.params.window_days) * 86_400_000);
+  const dataset = await buildDataset(
+    { db: deps.db, objects: deps.objects, runs: deps.runs, logger: deps.logger },
     {
-      tags: [{ key: 'mlflow.data.context', value: 'training' }],
-      dataset: {
-        name: 'bertha-feedback-knowledge',
-        digest: dataset.version,
-        source_type: 'bertha',
-        source: path.posix.dirname(dataset.manifestKey),
+      window: { from: from.toISOString(), to: to.toISOString() },
+      validationFraction: deps.trainer.lora.validationFraction,
+    },
+  );
+  context.log.info(`dataset ${dataset.version}: ${dataset.counts.train} train, ${dataset.counts.valid} valid`, {
+    ...dataset.counts,
+  });
+  await context.artifacts.writeJson('dataset', dataset);
+  const lineage = await datasetLineage(deps, dataset, context.runId);
+  await context.lineage.link(lineage.edges);
+  context.lineage.read(lineageDatasets.feedback, ...lineage.documents);
+  context.lineage.wrote(lineageDatasets.dataset(dataset.version));
+  // Unchanged data (an alert still firing after a restart) must not train a second copy.
+  const trained = await findTrainedVersion(deps, String(context.params.model_version ?? ''), dataset);
+  if (!trained) return undefined;
+  const reason = `dataset ${dataset.version} is unchanged and ${trained.existing} was already trained on it from ${trained.base}`;
+  await deps.bus.publish<RetrainingSkippedPayload>({
+    type: 'retraining.skipped',
+    source: 'llm-retraining',
+    subject: trained.existing,
+    dedupeKey: `retraining.skipped:${context.runId}`,
+    payload: {
+      runId: context.runId,
+      datasetVersion: dataset.version,
+      baseVersion: trained.base,
+      existingVersion: trained.existing,
+      reason,
+    },
+  });
+  return { skipRemaining: reason };
+}
+
+async function retrainStep(deps: RetrainingDeps, context: StepContext): Promise<void> {
+  const dataset = await context.inputs.json<BuiltDataset>('dataset');
+  context.lineage.read(lineageDatasets.dataset(dataset.version));
+  const trained = await retrain(
+    deps,
+    dataset,
+    String(context.params.model_version ?? ''),
+    reporter(context),
+    context.signal,
+  );
+  if ('skipped' in trained) {
+    context.log.info(`no retrained arm: ${trained.skipped}`);
+    await context.artifacts.write('model', Buffer.alloc(0));
+    await context.artifacts.writeJson('training', trained satisfies Skipped);
+    return;
+  }
+  await context.artifacts.write('model', trained.model);
+  await context.artifacts.writeJson('training', trained.outcome);
+}
+
+async function logModelStep(deps: RetrainingDeps, context: StepContext): Promise<void> {
+  const dataset = await context.inputs.json<BuiltDataset>('dataset');
+  const outcome = await context.inputs.json<TrainingOutcome | Skipped>('training');
+  if ('skipped' in outcome) {
+    await context.artifacts.writeJson('registered', outcome satisfies Skipped);
+    return;
+  }
+  const registered = await registerRetrained(deps, {
+    pipelineRunId: context.runId,
+    dataset,
+    kind: outcome.kind,
+    baseGguf: outcome.baseGguf,
+    parentVersion: outcome.parentVersion,
+    params: outcome.params,
+    metrics: outcome.metrics,
+    body: await context.inputs.read('model'),
+  });
+  await recordTrainedOn(context, dataset, registered, {});
+  await observeCandidate(deps, context, dataset, registered);
+  context.log.info(
+    `registered ${registered.name}/${registered.version} as ${registered.alias} (runs: ${deps.runs.target})`,
+    {
+      trackingRunId: registered.trackingRunId,
+    },
+  );
+  await context.artifacts.writeJson('registered', registered);
+}
+
+async function promptChallengerStep(deps: RetrainingDeps, context: StepContext): Promise<void> {
+  const dataset = await context.inputs.json<BuiltDataset>('dataset');
+  const count = deps.evaluation.promptArm.examples;
+  const examples = fewShotExamples(await readExamples(deps.objects, dataset.trainKey), count);
+  if (count === 0 || examples.length === 0) {
+    const skipped =
+      count === 0
+        ? 'the prompt arm is off (evaluation.promptArm.examples is 0)'
+        : `dataset ${dataset.version} has no approved answers to show`;
+    context.log.info(`no prompt arm: ${skipped}`);
+    await context.artifacts.writeJson('registered', { skipped } satisfies ArmOutput);
+    return;
+  }
+  const base = (await resolveBase(deps, String(context.params.model_version ?? ''), context.signal)).bundle;
+  const registered = await registerPromptChallenger(deps, {
+    pipelineRunId: context.runId,
+    dataset,
+    base,
+    systemPrompt: fewShotSystemPrompt(base.systemPrompt ?? deps.systemPrompt, examples),
+    exampleIds: examples.map((example) => example.id),
+  });
+  await recordTrainedOn(context, dataset, registered, { examples: examples.length });
+  await observeCandidate(deps, context, dataset, registered);
+  context.log.info(
+    `registered ${registered.name}/${registered.version} as ${registered.alias}: ${base.version} with ${examples.length} approved answers in its prompt`,
+  );
+  await context.artifacts.writeJson('registered', registered satisfies ArmOutput);
+}
+
+async function benchmarkStep(deps: RetrainingDeps, context: StepContext): Promise<void> {
+  const dataset = await context.inputs.json<BuiltDataset>('dataset');
+  const registered = [
+    await context.inputs.json<ArmOutput>('registered'),
+    await context.inputs.json<ArmOutput>('prompt'),
+  ].filter((arm): arm is RegisteredRetraining => !('skipped' in arm));
+  const arms: ChallengerArm[] = [];
+  for (const arm of registered) {
+    arms.push({
+      arm: arm.arm,
+      bundle: await deps.registry.getBundle(arm.name, arm.version),
+      trackingRunId: arm.trackingRunId,
+    });
+  }
+  const champion = (await resolveBase(deps, '', context.signal)).bundle;
+  context.lineage.read(
+    lineageDatasets.dataset(dataset.version),
+    ...[champion, ...arms.map((arm) => arm.bundle)].map((bundle) => lineageDatasets.model(bundle.version)),
+  );
+  const evaluation = deps.evaluation;
+  const suites = await benchmarkSuites(
+    await heldOutTexts(deps.objects, dataset),
+    await heldOutQuestions(deps.objects, dataset),
+    {
+      domainItems: evaluation.domainItems,
+      generativeItems: evaluation.generativeItems,
+      generative: {
+        maxAnswerTokens: evaluation.maxAnswerTokens,
+        supportThreshold: evaluation.supportThreshold,
+        correctF1: evaluation.correctF1,
       },
+      retrieve: (question) => deps.retriever.retrieve(question, { topK: deps.retrievalTopK, signal: context.signal }),
+    },
+  );
+  context.log.info(
+    `scoring ${[champion.version, ...arms.map((arm) => arm.bundle.version)].join(', ')}: ${suites.suites.map((suite) => `${suite.name} (${suite.items.length})`).join(', ')}`,
+  );
+  const scores = await benchmarkArms(
+    deps.evaluator,
+    champion,
+    arms,
+    suites,
+    reporter(context).progress,
+    context.signal,
+  );
+  for (const arm of scores.challengers) {
+    await deps.runs.log(arm.trackingRunId, {
+      params: { gold_version: scores.goldVersion, champion_version: champion.version },
+      metrics: { ...suiteMetrics(arm.results), ...suiteMetrics(scores.champion, 'champion_') },
+    });
+    // Per-item scores of both versions, so a verdict can be recomputed from the tracker alone.
+    await deps.runs.logArtifact(
+      arm.trackingRunId,
+      'eval/scores.json',
+      Buffer.from(JSON.stringify({ champion: scores.champion, challenger: arm.results })),
+    );
+  }
+  for (const result of [...scores.champion, ...scores.challengers.flatMap((arm) => arm.results)]) {
+    context.log.info(
+      `${result.modelVersion} ${result.suite}: ${Object.entries(result.metrics)
+        .map(([key, value]) => `${key} ${Number(value.toFixed(4))}`)
+        .join(', ')}`,
+    );
+  }
+  await context.artifacts.writeJson('scores', scores);
+}
+
+async function gateStep(deps: RetrainingDeps, context: StepContext): Promise<StepResult | undefined> {
+  const scores = await context.inputs.json<BenchmarkScores>('scores');
+  const outcome = chooseChallenger(scores, deps.evaluation.gate);
+  for (const arm of outcome.arms) {
+    context.log.info(`gate ${arm.verdict.decision} for ${arm.arm} ${arm.version}: ${arm.verdict.reasons.join('; ')}`);
+  }
+  const summary = `gate ${outcome.decision} against ${scores.championVersion}: ${outcome.reasons.join('; ')}`;
+  context.log.info(summary);
+  await context.artifacts.writeJson('verdict', outcome);
+  const recorded = await recordGateOutcome(
+    { runs: deps.runs, registry: deps.registry, bus: deps.bus, lineage: context.lineage },
+    { pipelineRunId: context.runId, name: deps.model, championVersion: scores.championVersion, outcome },
+  );
+  // A retried step finds its verdict stored already and has observed it.
+  if (!recorded.duplicate) await observeVerdict(deps, context, outcome, recorded.decidedAt);
+  return outcome.chosen ? undefined : { skipRemaining: summary };
+}
+
+async function deployStep(deps: RetrainingDeps, context: StepContext): Promise<void> {
+  const scores = await context.inputs.json<BenchmarkScores>('scores');
+  const outcome = await context.inputs.json<GateOutcome>('verdict');
+  const chosen = outcome.chosen;
+  if (!chosen) throw new Error('deploy runs only after a gate that chose an arm');
+  // The gate's decision is its `gate.decided` event (one per run), which names the chosen version.
+  const decided = (await deps.bus.list({ type: GATE_DECIDED, subject: chosen.version })).find(
+    (event) => (event.payload as GateDecidedPayload).runId === context.runId,
+  );
+  const rollout = await deps.rollout.start(
+    scores.championVersion,
+    chosen.version,
+    `gate promoted ${chosen.arm} ${chosen.version}: ${chosen.verdict.reasons.join('; ')}`,
+    // Stored with the rollout, so its promotion times verdict-to-full-traffic from the verdict.
+    decided ? { verdict: { gate: decided.id, decidedAt: decided.createdAt } } : {},
+  );
+  if (decided) {
+    await context.lineage.link([
+      {
+        from: { kind: 'gate', id: decided.id },
+        to: { kind: 'rollout', id: rollout.id },
+        relation: 'started',
+        attributes: { share: rollout.share },
+      },
+    ]);
+  } else {
+    context.log.warn(
+      `no gate.decided event of run ${context.runId} names ${chosen.version}: the rollout is not linked to its gate`,
+    );
+  }
+  context.lineage.read(lineageDatasets.model(chosen.version));
+  context.lineage.wrote(lineageDatasets.rollout(rollout.id));
+  context.log.info(
+    `canary ${rollout.id}: ${chosen.version} serves ${Math.round(rollout.share * 100)}% of conversations`,
+  );
+  await context.artifacts.writeJson('rollout', rollout);
+}
+
+/** The arm's tracking run trained on the dataset; its registry version is what the step wrote. */
+async function recordTrainedOn(
+  context: StepContext,
+  dataset: BuiltDataset,
+  registered: RegisteredRetraining,
+  attributes: Record<string, unknown>,
+): Promise<void> {
+  await context.lineage.link([
+    {
+      from: { kind: 'dataset', id: dataset.version },
+      to: { kind: 'tracking-run', id: registered.trackingRunId },
+      relation: 'trained',
+      attributes: { arm: registered.arm, ...attributes },
     },
   ]);
-  // The run's artifact root is `mlflow-artifacts:/<experiment>/<run>/artifacts`, served by the
-  // artifact proxy from the ObjectStore under the same path.
-  const artifactRoot = run.info.artifact_uri.replace(/^mlflow-artifacts:\/+/, 'mlflow-artifacts/');
-  await deps.objects.put(`${artifactRoot}/${file}`, body);
-
-  const bundle: Omit<ModelBundle, 'version'> = {
-    base: { kind: 'gguf', path: outcome.kind === 'adapter' ? outcome.baseGguf : modelPath },
-    adapters: outcome.kind === 'adapter' ? [{ path: modelPath, scale: 1 }] : [],
-    generation: {},
-    retrieval: { enabled: true, topK: 4 },
-    lineage: {
-      runId,
-      trainingDataSnapshot: dataset.manifestKey,
-      feedbackWindow: dataset.window,
-      parentVersion: outcome.parentVersion,
-    },
-  };
-  const version = await deps.registry.registerBundle({
-    name: deps.model,
-    bundle,
-    runId,
-    description: `retrained on dataset ${dataset.version} (feedback ${dataset.window.from} .. ${dataset.window.to})`,
-    tags: [
-      { key: 'bertha.dataset_version', value: dataset.version },
-      { key: 'bertha.pipeline_run', value: context.runId },
-    ],
-  });
-  await deps.registry.setAlias(deps.model, CHALLENGER, version.version);
-  await tracking.updateRun({ runId, status: 'FINISHED', endTime: Date.now() });
-  context.log.info(`registered ${deps.model}/${version.version} as ${CHALLENGER}`, { trackingRunId: runId });
-  const registered: RegisteredRetraining = {
-    trackingRunId: runId,
-    name: deps.model,
-    version: version.version,
-    alias: CHALLENGER,
-    modelPath,
-  };
-  await context.artifacts.writeJson('registered', registered);
+  context.lineage.read(lineageDatasets.dataset(dataset.version));
+  context.lineage.wrote(lineageDatasets.model(`${registered.name}/${registered.version}`));
 }
 
 /** The retraining steps; deps are resolved when a step runs (the registry is created after the catalog). */
 export function llmRetrainingHandlers(retraining: () => RetrainingDeps): Record<string, StepHandler> {
   return {
-    'train.build-dataset': async (context) => {
-      const deps = retraining();
-      const to = new Date();
-      const from = new Date(to.getTime() - Number(context.params.window_days) * 86_400_000);
-      const dataset = await buildDataset(
-        { db: deps.db, objects: deps.objects, tracking: deps.tracking, logger: deps.logger },
-        { window: { from: from.toISOString(), to: to.toISOString() } },
-      );
-      context.log.info(`dataset ${dataset.version}: ${dataset.counts.train} train, ${dataset.counts.valid} valid`, {
-        ...dataset.counts,
-      });
-      await context.artifacts.writeJson('dataset', dataset);
-    },
-    'train.retrain-model': (context) => retrainModel(retraining(), context),
-    'tracking.log-model': (context) => logModel(retraining(), context),
+    'train.build-dataset': (context) => buildDatasetStep(retraining(), context),
+    'train.prompt-challenger': (context) => promptChallengerStep(retraining(), context),
+    'train.retrain-model': (context) => retrainStep(retraining(), context),
+    'tracking.log-model': (context) => logModelStep(retraining(), context),
+    'eval.benchmark': (context) => benchmarkStep(retraining(), context),
+    'eval.gate': (context) => gateStep(retraining(), context),
+    'rollout.deploy': (context) => deployStep(retraining(), context),
   };
 }

@@ -1,18 +1,22 @@
 import {
   createVectors,
+  DocumentNotLoadedError,
   ingestVectors,
   type KnowledgeDeps,
   type LoadedDocument,
   loadDocument,
   type VectorizedDocument,
 } from '../../knowledge/index.ts';
+import { documentNodeId, lineageDatasets } from '../../lineage/index.ts';
 import { definePipeline } from '../definition.ts';
 import type { StepContext, StepHandler } from '../handlers.ts';
 
 /**
  * The seed's ingestion workflow: load-document -> create-vectors -> ingest-vectors. The same
  * run handles an upload and a removal: a key whose object is gone loads as `missing`, and
- * ingest-vectors then removes the document's chunks.
+ * ingest-vectors then removes the document's chunks. A document that cannot be read (corrupt,
+ * empty, a format no loader reads) fails load-document, and so the run, with the reason that is
+ * also recorded on the document.
  */
 export const vectorIngestion = definePipeline({
   name: 'vector-ingestion',
@@ -67,10 +71,14 @@ export function vectorIngestionHandlers(knowledge: () => KnowledgeDeps): Record<
   return {
     'knowledge.load-document': async (context) => {
       const loaded = await loadDocument(depsFor(context), { key: String(context.params.key) });
+      context.lineage.read(lineageDatasets.object(loaded.key));
+      if (loaded.status === 'failed') {
+        // Recorded on the document already; the run fails with the same reason, so the two agree.
+        throw new DocumentNotLoadedError(loaded.key, loaded.error ?? 'the document could not be read');
+      }
       context.log.info(`document ${loaded.key}: ${loaded.status}`, {
         version: loaded.version,
         sections: loaded.sections.length,
-        ...(loaded.error ? { error: loaded.error } : {}),
       });
       await context.artifacts.writeJson('loaded', loaded);
     },
@@ -86,6 +94,18 @@ export function vectorIngestionHandlers(knowledge: () => KnowledgeDeps): Record<
     'knowledge.ingest-vectors': async (context) => {
       const vectorized = await context.inputs.json<VectorizedDocument>('vectorized');
       const result = await ingestVectors(depsFor(context), vectorized);
+      if (result.status === 'ingested' && result.documentId && result.version) {
+        // The version's chunks and its document row exist; which run (and so which upload event) made them does not.
+        await context.lineage.link([
+          {
+            from: { kind: 'run', id: context.runId },
+            to: { kind: 'document', id: documentNodeId(result.documentId, result.version) },
+            relation: 'ingested',
+            attributes: { chunks: result.chunkCount },
+          },
+        ]);
+        context.lineage.wrote(lineageDatasets.document(result.key, result.version));
+      }
       context.log.info(`document ${result.key}: ${result.status}, ${result.chunkCount} chunks stored`);
       await context.artifacts.writeJson('result', result);
     },

@@ -134,7 +134,7 @@ export function ChatPage() {
                   {message.status !== 'streaming' && (
                     <FeedbackBar
                       message={message}
-                      onSaved={(feedback) => update(message.id, (current) => ({ ...current, feedback }))}
+                      onChange={(feedback) => update(message.id, (current) => ({ ...current, feedback }))}
                     />
                   )}
                 </>

@@ -1,124 +1,172 @@
 import { useEffect, useRef, useState } from 'react';
 import { ThumbDown, ThumbUp } from '../Icons.tsx';
-import { describeFailure, sendJson } from '../lib/api.ts';
+import { describeFailure } from '../lib/api.ts';
+import { type FeedbackSaved, type FeedbackWanted, isSaved, type Rating, savedFrom, syncFeedback } from './feedback.ts';
 import type { ChatMessage, FeedbackState } from './types.ts';
 
 interface Props {
   message: ChatMessage;
-  onSaved: (feedback: FeedbackState) => void;
+  /** Keeps the feedback with the chat history (also before it is saved, so a reload can retry). */
+  onChange: (feedback: FeedbackState) => void;
 }
 
-/** Thumbs up/down on an answer, with an optional comment and corrected answer. */
-export function FeedbackBar({ message, onSaved }: Props) {
-  const [rating, setRating] = useState<'up' | 'down' | null>(null);
-  const [comment, setComment] = useState('');
-  const [correction, setCorrection] = useState('');
-  const [busy, setBusy] = useState(false);
+type SaveStatus = 'idle' | 'saving' | 'saved' | 'failed';
+
+function wantedFrom(state: FeedbackState | undefined): FeedbackWanted | undefined {
+  if (!state) return undefined;
+  return {
+    rating: state.rating,
+    ...(state.comment ? { comment: state.comment } : {}),
+    ...(state.correction ? { correction: state.correction } : {}),
+  };
+}
+
+/**
+ * Thumbs up/down on an answer. The click is the vote: it is saved at once, and the bar says
+ * whether it was (saving / saved / failed, with a retry). The optional comment and corrected
+ * answer that follow update the same vote.
+ */
+export function FeedbackBar({ message, onChange }: Props) {
+  const [wanted, setWanted] = useState<FeedbackWanted | undefined>(() => wantedFrom(message.feedback));
+  const [status, setStatus] = useState<SaveStatus>(() =>
+    message.feedback ? (message.feedback.sentAt ? 'saved' : 'failed') : 'idle',
+  );
   const [error, setError] = useState<string | null>(null);
-  const saved = message.feedback?.sentAt ? message.feedback : undefined;
+  const [formOpen, setFormOpen] = useState(false);
+  const [comment, setComment] = useState(message.feedback?.comment ?? '');
+  const [correction, setCorrection] = useState(message.feedback?.correction ?? '');
   const commentBox = useRef<HTMLTextAreaElement>(null);
-  const formOpen = rating !== null;
+  // Saves run one after another, each sending what differs between the latest choice and
+  // what the server last confirmed, so quick clicks never race or vote twice.
+  const wantedNow = useRef(wanted);
+  const savedNow = useRef<FeedbackSaved | undefined>(savedFrom(message.feedback));
+  const queue = useRef<Promise<void>>(Promise.resolve());
+  const lastSave = useRef(0);
+  const onChangeNow = useRef(onChange);
+  onChangeNow.current = onChange;
 
   // Choosing a thumb opens the form; the comment box takes focus so Enter/Escape work at once.
   useEffect(() => {
     if (formOpen) commentBox.current?.focus();
   }, [formOpen]);
 
-  if (!message.answerId) return null;
-  if (saved) {
-    return (
-      <div className="feedback-done" role="status">
-        {saved.rating === 'up' ? <ThumbUp label="Rated good" /> : <ThumbDown label="Rated bad" />} Thanks, your feedback
-        was recorded.
-      </div>
-    );
+  const answerId = message.answerId;
+  if (!answerId) return null;
+
+  function persist(next: FeedbackWanted, saved: FeedbackSaved | undefined, sentAt: string | undefined) {
+    onChangeNow.current({
+      ...next,
+      ...(saved ? { id: saved.id } : {}),
+      ...(sentAt ? { sentAt } : {}),
+    });
   }
 
-  async function submit() {
-    if (!rating || !message.answerId) return;
-    setBusy(true);
+  function save(next: FeedbackWanted) {
+    wantedNow.current = next;
+    setWanted(next);
+    persist(next, savedNow.current, undefined);
+    setStatus('saving');
     setError(null);
-    try {
-      await sendJson('POST', '/v1/feedback', {
-        response_id: message.answerId,
-        rating,
-        ...(comment.trim() ? { comment: comment.trim() } : {}),
-        ...(correction.trim() ? { correction: correction.trim() } : {}),
-      });
-      onSaved({
-        rating,
-        ...(comment.trim() ? { comment: comment.trim() } : {}),
-        ...(correction.trim() ? { correction: correction.trim() } : {}),
-        sentAt: new Date().toISOString(),
-      });
-    } catch (failure) {
-      setError(describeFailure(failure));
-    } finally {
-      setBusy(false);
-    }
+    const id = ++lastSave.current;
+    queue.current = queue.current.then(async () => {
+      const want = wantedNow.current;
+      if (!want || !answerId) return;
+      try {
+        savedNow.current = await syncFeedback(answerId, want, savedNow.current);
+        const done = isSaved(want, savedNow.current) && want === wantedNow.current;
+        persist(want, savedNow.current, done ? new Date().toISOString() : undefined);
+        if (id === lastSave.current) setStatus('saved');
+      } catch (failure) {
+        if (id === lastSave.current) {
+          setStatus('failed');
+          setError(describeFailure(failure));
+        }
+      }
+    });
   }
 
+  function vote(rating: Rating) {
+    setFormOpen(true);
+    save({ ...wanted, rating });
+  }
+
+  function sendNote() {
+    if (!wanted) return;
+    const note = comment.trim();
+    const fix = wanted.rating === 'down' ? correction.trim() : (wanted.correction ?? '');
+    save({ rating: wanted.rating, ...(note ? { comment: note } : {}), ...(fix ? { correction: fix } : {}) });
+    setFormOpen(false);
+  }
+
+  const hasNote = Boolean(wanted?.comment || wanted?.correction);
   return (
     // biome-ignore lint/a11y/noStaticElementInteractions: Escape closes the form from any of its controls.
     <div
       className="feedback"
       onKeyDown={(event) => {
-        if (event.key === 'Escape') setRating(null);
+        if (event.key === 'Escape') setFormOpen(false);
       }}
     >
       <div className="feedback-buttons">
         <button
           type="button"
-          className={`thumb${rating === 'up' ? ' selected' : ''}`}
-          aria-pressed={rating === 'up'}
+          className={`thumb${wanted?.rating === 'up' ? ' selected' : ''}`}
+          aria-pressed={wanted?.rating === 'up'}
           aria-label="Good answer"
           title="Good answer"
-          onClick={() => setRating('up')}
+          onClick={() => vote('up')}
         >
           <ThumbUp />
         </button>
         <button
           type="button"
-          className={`thumb${rating === 'down' ? ' selected' : ''}`}
-          aria-pressed={rating === 'down'}
+          className={`thumb${wanted?.rating === 'down' ? ' selected' : ''}`}
+          aria-pressed={wanted?.rating === 'down'}
           aria-label="Bad answer"
           title="Bad answer"
-          onClick={() => setRating('down')}
+          onClick={() => vote('down')}
         >
           <ThumbDown />
         </button>
+        {status !== 'idle' && (
+          <span className={`feedback-status ${status}`} data-state={status} role="status">
+            {status === 'saving' && 'Saving…'}
+            {status === 'saved' && (hasNote ? 'Thanks, your feedback was recorded.' : 'Vote saved.')}
+            {status === 'failed' && `Not saved${error ? `: ${error}` : '.'}`}
+          </span>
+        )}
+        {status === 'failed' && wanted && (
+          <button type="button" onClick={() => save(wanted)}>
+            Retry
+          </button>
+        )}
       </div>
-      {rating && (
+      {formOpen && wanted && (
         <form
           className="feedback-form"
           onSubmit={(event) => {
             event.preventDefault();
-            void submit();
+            sendNote();
           }}
         >
           <label>
             Comment (optional)
             <textarea value={comment} rows={2} ref={commentBox} onChange={(event) => setComment(event.target.value)} />
           </label>
-          {rating === 'down' && (
+          {wanted.rating === 'down' && (
             <label>
               Corrected answer (optional)
               <textarea value={correction} rows={3} onChange={(event) => setCorrection(event.target.value)} />
             </label>
           )}
           <div className="row">
-            <button type="submit" className="primary" disabled={busy}>
+            <button type="submit" className="primary">
               Send feedback
             </button>
-            <button type="button" onClick={() => setRating(null)}>
-              Cancel
+            <button type="button" onClick={() => setFormOpen(false)}>
+              Close
             </button>
           </div>
-          {error && (
-            <p className="error" role="alert">
-              {error}
-            </p>
-          )}
         </form>
       )}
     </div>

@@ -8,11 +8,14 @@ export interface Source {
   score: number;
 }
 
+/** The user's feedback on one answer, kept with the chat history. */
 export interface FeedbackState {
   rating: 'up' | 'down';
   comment?: string;
   correction?: string;
-  /** Set once the server stored it. */
+  /** The server's feedback id, from the vote's POST: later changes update that row. */
+  id?: string;
+  /** Set once the server stored everything above; absent while a save is pending or failed. */
   sentAt?: string;
 }
 

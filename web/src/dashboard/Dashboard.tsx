@@ -5,13 +5,15 @@ import { KnowledgePanel } from './KnowledgePanel.tsx';
 import { type LiveEvent, type LiveState, useLiveEvents } from './live.ts';
 import { ModelsPanel } from './ModelsPanel.tsx';
 import { PipelinesPanel } from './PipelinesPanel.tsx';
+import { RolloutPanel } from './RolloutPanel.tsx';
 
-type PanelName = 'feedback' | 'pipelines' | 'models' | 'knowledge';
+type PanelName = 'feedback' | 'pipelines' | 'models' | 'knowledge' | 'rollouts';
 
 /** Which panels an event concerns, by its type's prefix; they reload when one arrives. */
 function panelsFor(type: string): PanelName[] {
   if (type.startsWith('feedback.') || type.startsWith('answer.')) return ['feedback'];
   if (type.startsWith('pipeline.') || type.startsWith('run.') || type.startsWith('step.')) return ['pipelines'];
+  if (type.startsWith('rollout.')) return ['rollouts'];
   if (type.startsWith('model.degraded') || type.startsWith('model.recovered')) return ['feedback', 'pipelines'];
   if (type.startsWith('model.') || type.startsWith('registry.') || type.startsWith('eval.')) return ['models'];
   if (type.startsWith('object.') || type.startsWith('document.') || type.startsWith('knowledge.')) {
@@ -19,6 +21,9 @@ function panelsFor(type: string): PanelName[] {
   }
   return [];
 }
+
+/** Live events the dashboard keeps in memory (the events panel shows the newest of them). */
+const RECENT_KEPT = 100;
 
 const LIVE_LABEL: Record<LiveState, string> = {
   connecting: 'connecting…',
@@ -28,15 +33,18 @@ const LIVE_LABEL: Record<LiveState, string> = {
 };
 
 export function Dashboard({ keyVersion }: { keyVersion: number }) {
-  const [latest, setLatest] = useState<LiveEvent | undefined>();
+  // A list, not the latest event: events read from one chunk of the stream are handled in one
+  // task, React renders once after all of them, and a "latest" state showed only the last.
+  const [recent, setRecent] = useState<LiveEvent[]>([]);
   const [refresh, setRefresh] = useState<Record<PanelName, number>>({
     feedback: 0,
     pipelines: 0,
     models: 0,
     knowledge: 0,
+    rollouts: 0,
   });
   const onEvent = useCallback((event: LiveEvent) => {
-    setLatest(event);
+    setRecent((current) => [event, ...current.filter((item) => item.id !== event.id)].slice(0, RECENT_KEPT));
     const panels = panelsFor(event.type);
     if (panels.length > 0) {
       setRefresh((current) => {
@@ -54,10 +62,11 @@ export function Dashboard({ keyVersion }: { keyVersion: number }) {
         <span className={`dot ${live}`} aria-hidden="true" /> Updates: {LIVE_LABEL[live]}
       </p>
       <div className="panels">
-        <EventsPanel latest={latest} />
+        <EventsPanel live={recent} />
         <KnowledgePanel refreshKey={refresh.knowledge} />
         <FeedbackPanel refreshKey={refresh.feedback} />
         <PipelinesPanel refreshKey={refresh.pipelines} />
+        <RolloutPanel refreshKey={refresh.rollouts} />
         <ModelsPanel refreshKey={refresh.models} />
       </div>
     </div>

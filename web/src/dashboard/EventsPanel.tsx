@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useMemo } from 'react';
 import { getJson } from '../lib/api.ts';
 import type { LiveEvent } from './live.ts';
 import { formatTime, Panel } from './Panel.tsx';
@@ -34,18 +34,13 @@ function currentAlerts(events: LiveEvent[]): LiveEvent[] {
   return alerts;
 }
 
-export function EventsPanel({ latest }: { latest: LiveEvent | undefined }) {
+/** Stored events (loaded once) and the live ones since, newest first, each once. */
+export function EventsPanel({ live }: { live: LiveEvent[] }) {
   const { data, error, loading } = usePanelData(
     async (signal) => (await getJson<{ data: LiveEvent[] }>(`/v1/events?limit=${SHOWN}`, signal)).data,
     0,
   );
-  const [events, setEvents] = useState<LiveEvent[]>([]);
-  useEffect(() => {
-    if (data) setEvents((current) => mergeNewestFirst(current, data));
-  }, [data]);
-  useEffect(() => {
-    if (latest) setEvents((current) => mergeNewestFirst(current, [latest]));
-  }, [latest]);
+  const events = useMemo(() => mergeNewestFirst(data ?? [], live), [data, live]);
   const alerts = currentAlerts(events);
 
   return (

@@ -1,6 +1,6 @@
 import { ThumbDown, ThumbUp } from '../Icons.tsx';
 import { getJson } from '../lib/api.ts';
-import { listOf, text } from './fields.ts';
+import { type FeedbackEntry, FeedbackList, toEntries } from './FeedbackList.tsx';
 import { Panel } from './Panel.tsx';
 import { usePanelData } from './usePanelData.ts';
 
@@ -22,12 +22,11 @@ const MAX_BUCKETS = 24;
 /** A short history still fills the chart's width: the axis shows at least this many buckets. */
 const MIN_BUCKETS = 12;
 
-function toRatings(body: unknown): Rating[] {
-  return listOf(body).flatMap((item) => {
-    const rating = text(item, 'rating');
-    const at = Date.parse(text(item, 'createdAt') ?? '');
-    if ((rating !== 'up' && rating !== 'down') || Number.isNaN(at)) return [];
-    return [{ rating, at, modelVersion: text(item, 'modelVersion', 'model') ?? 'unknown' }];
+function toRatings(entries: FeedbackEntry[]): Rating[] {
+  return entries.flatMap((entry) => {
+    const at = Date.parse(entry.createdAt);
+    if (Number.isNaN(at)) return [];
+    return [{ rating: entry.rating, at, modelVersion: entry.modelVersion }];
   });
 }
 
@@ -134,14 +133,15 @@ function SeriesChart({ series, start, size, count }: { series: Series; start: nu
 
 export function FeedbackPanel({ refreshKey }: { refreshKey: number }) {
   const { data, error, loading } = usePanelData(
-    async (signal) => toRatings(await getJson<unknown>('/v1/feedback?limit=1000', signal)),
+    async (signal) => toEntries(await getJson<unknown>('/v1/feedback?limit=1000', signal)),
     refreshKey,
     // Votes publish no bus event (alerts do, and reload this panel too): poll for new ones.
     5_000,
   );
-  const chart = data && data.length > 0 ? bucketize(data) : undefined;
+  const ratings = data ? toRatings(data) : [];
+  const chart = ratings.length > 0 ? bucketize(ratings) : undefined;
   return (
-    <Panel id="feedback" title="Feedback over time" error={error} loading={loading} wide>
+    <Panel id="feedback" title="Feedback" error={error} loading={loading} wide>
       {chart ? (
         chart.series.map((series) => (
           <SeriesChart
@@ -155,6 +155,7 @@ export function FeedbackPanel({ refreshKey }: { refreshKey: number }) {
       ) : (
         <p className="muted">No feedback yet.</p>
       )}
+      {data && data.length > 0 && <FeedbackList entries={data} />}
     </Panel>
   );
 }

@@ -119,7 +119,7 @@ export function KnowledgePanel({ refreshKey }: { refreshKey: number }) {
           if (event.dataTransfer.files.length > 0) upload(event.dataTransfer.files);
         }}
       >
-        <p>Drop documents here (PDF, DOCX, Markdown, text) or</p>
+        <p>Drop documents here (PDF, DOCX, Markdown, HTML, plain text) or</p>
         <button type="button" onClick={() => picker.current?.click()}>
           Choose files…
         </button>
@@ -187,9 +187,12 @@ export function KnowledgePanel({ refreshKey }: { refreshKey: number }) {
                   {document.version && <span className="muted small"> v{document.version}</span>}
                 </td>
                 <td>
-                  <span className={`badge state-${document.status}`} title={document.error}>
-                    {document.status}
-                  </span>
+                  <span className={`badge state-${document.status}`}>{document.status}</span>
+                  {document.status === 'failed' && document.error && (
+                    <div className="error small" data-testid="document-error">
+                      {document.error}
+                    </div>
+                  )}
                 </td>
                 <td>{document.chunks ?? '—'}</td>
                 <td>{formatTime(document.updatedAt)}</td>

@@ -1,5 +1,6 @@
 import { useState } from 'react';
 import { getJson } from '../lib/api.ts';
+import { lineageHref } from '../lineage/route.ts';
 import { field, listOf, num, text } from './fields.ts';
 import { formatTime, Panel } from './Panel.tsx';
 import { usePanelData } from './usePanelData.ts';
@@ -171,6 +172,9 @@ export function ModelsPanel({ refreshKey }: { refreshKey: number }) {
                       <td>{formatTime(version.createdAt)}</td>
                       <td>{version.status ?? '—'}</td>
                       <td>
+                        <a href={lineageHref('model-version', id)} className="lineage-link">
+                          lineage
+                        </a>{' '}
                         {lineage.length === 0 ? (
                           <span className="muted">run {version.runId ?? '—'}</span>
                         ) : (

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
 import { authHeaders, describeFailure, errorFrom, getJson } from '../lib/api.ts';
 import { readSse } from '../lib/sse.ts';
+import { lineageHref } from '../lineage/route.ts';
 import { type DagStep, DagView } from './DagView.tsx';
 import { field, listOf, num, text } from './fields.ts';
 import { formatDuration, formatTime, Panel } from './Panel.tsx';
@@ -205,7 +206,10 @@ export function PipelinesPanel({ refreshKey }: { refreshKey: number }) {
                 <strong>{run.pipeline}</strong> <code>{run.id}</code> · {run.status}
                 {run.source ? ` · started by ${run.source}` : ''} · took{' '}
                 {formatDuration(durationBetween(run.startedAt ?? run.createdAt, run.finishedAt))}
-                {ACTIVE.has(run.status) && <span className="muted"> (live)</span>}
+                {ACTIVE.has(run.status) && <span className="muted"> (live)</span>} ·{' '}
+                <a href={lineageHref('run', run.id)} className="lineage-link">
+                  lineage
+                </a>
               </p>
               {run.error && <p className="error">{run.error}</p>}
               {live.error && <p className="error">{live.error}</p>}
