@@ -30,12 +30,25 @@ function post(url: string, body: Record<string, unknown>, signal?: AbortSignal):
 test('with every slot busy a bounded line waits, a full line gets 429 and a long wait 503, both with Retry-After', async () => {
   const serving: Serving = await startServing({
     model: modelPath,
-    llamaCpp: { gpu: 'off', contextSize: 512, parallel: 1 },
-    queue: { maxWaiting: 1, maxWaitMs: 1_500 },
+    llamaCpp: { gpu: 'off', contextSize: 4096, parallel: 1 },
+    queue: { maxWaiting: 1, maxWaitMs: 500 },
   });
   try {
     const busy = new AbortController();
-    const first = await post(serving.url, { stream: true, max_tokens: 400, temperature: 1 }, busy.signal);
+    // The busy stream must outlast the queued request's wait however fast decoding is: at one
+    // thread this random model writes over 1,000 tokens a second and ends whenever it samples
+    // its end token. A schema asking for a long array keeps it from ending (seconds of work).
+    const long = { type: 'array', items: { type: 'string', minLength: 8 }, minItems: 100 };
+    const first = await post(
+      serving.url,
+      {
+        stream: true,
+        max_tokens: 4000,
+        temperature: 1,
+        response_format: { type: 'json_schema', json_schema: { name: 'long', schema: long } },
+      },
+      busy.signal,
+    );
     const reader = first.body?.getReader();
     await reader?.read();
 
