@@ -467,12 +467,23 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
   async function grammarFor(format: ResponseFormat): Promise<LlamaGrammar> {
     if (!llama) throw new Error('model is not loaded');
     if (format.type === 'json_object' || format.schema === undefined) return llama.getGrammarFor('json');
-    const schemaGrammar = await llama.createGrammarForJsonSchema<GbnfJsonSchema>(grammarSchemaFor(format.schema));
-    return llama.createGrammar({
-      grammar: finiteNumbers(schemaGrammar.grammar),
-      stopGenerationTriggers: schemaGrammar.stopGenerationTriggers,
-      trimWhitespaceSuffix: schemaGrammar.trimWhitespaceSuffix,
-    });
+    const schema = grammarSchemaFor(format.schema);
+    try {
+      const schemaGrammar = await llama.createGrammarForJsonSchema<GbnfJsonSchema>(schema);
+      return await llama.createGrammar({
+        grammar: finiteNumbers(schemaGrammar.grammar),
+        stopGenerationTriggers: schemaGrammar.stopGenerationTriggers,
+        trimWhitespaceSuffix: schemaGrammar.trimWhitespaceSuffix,
+      });
+    } catch (error) {
+      // llama.cpp refuses a grammar whose repetitions pass its limit (2,000 expanded rules):
+      // a schema with a large minLength, maxLength, minItems or maxItems. The schema's fault.
+      throw new ValidationError(
+        `response_format: llama.cpp cannot compile this schema's grammar (${error instanceof Error ? error.message : String(error)}); ` +
+          'lower its minLength, maxLength, minItems or maxItems',
+        { param: 'response_format' },
+      );
+    }
   }
 
   /**

@@ -164,6 +164,24 @@ describe('response_format', () => {
     }
   });
 
+  test('a schema whose grammar llama.cpp cannot compile (too many repetitions) is a 400, not a failed generation', async () => {
+    const error = await refusal(
+      serving.client.chat.completions.create({
+        model: 'bertha',
+        messages: ask,
+        response_format: {
+          type: 'json_schema',
+          json_schema: {
+            name: 'x',
+            schema: { type: 'object', properties: { text: { type: 'string', minLength: 6000 } } },
+          },
+        },
+      }),
+    );
+    expect(error.param).toBe('response_format');
+    expect(error.message).toContain('minLength');
+  });
+
   test("LangChain's withStructuredOutput works through json_schema; function calling is refused naming tools", async () => {
     const model = new ChatOpenAI({
       model: 'bertha',
