@@ -166,7 +166,19 @@ describe('streaming completions', () => {
   test('a client that disconnects mid-stream stops generation and the answer is recorded as cancelled', async () => {
     const controller = new AbortController();
     const stream = await serving.client.chat.completions.create(
-      { model: 'bertha', messages: ask, max_tokens: 400, temperature: 1, stream: true },
+      {
+        model: 'bertha',
+        messages: ask,
+        max_tokens: 400,
+        temperature: 1,
+        stream: true,
+        // A random model may sample its end token early; a schema asking for a long array
+        // keeps the answer going until the client leaves, however fast decoding is.
+        response_format: {
+          type: 'json_schema',
+          json_schema: { name: 'long', schema: { type: 'array', items: { type: 'string' }, minItems: 100 } },
+        },
+      },
       { signal: controller.signal },
     );
     let id = '';
