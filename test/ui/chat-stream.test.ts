@@ -14,7 +14,8 @@ let modelDir: string;
 beforeAll(async () => {
   await ensureWebBuilt();
   modelDir = mkdtempSync(path.join(tmpdir(), 'bertha-ui-model-'));
-  const tiny = await writeTinyLlama(modelDir);
+  // Endless: the Stop test needs an answer still running when Escape is pressed.
+  const tiny = await writeTinyLlama(modelDir, { endless: true });
   serving = await startServing({ model: tiny.modelPath, llamaCpp: { gpu: 'off', contextSize: 4096, parallel: 1 } });
 }, 180_000);
 
