@@ -53,6 +53,7 @@ import {
   createQualityWatcher,
   type FeedbackStore,
   gatewayToken,
+  timeGatewayAlerts,
 } from './monitor/index.ts';
 import { registerFeedbackRoutes, registerMetricsRoute } from './monitor/routes.ts';
 import type { ObjectStore } from './objects/index.ts';
@@ -336,6 +337,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
       bus,
       token: gatewayToken({ configured: config.monitor.gateway.token, dataDir: config.dataDir }),
       logger: logger.child({ component: 'gateway' }),
+      afterStored: timeGatewayAlerts(feedback, loop),
     });
     registerTriggerRoutes(http, pipelineStore.triggers);
     registerPipelineRoutes(http, { catalog: pipelineCatalog, store: pipelineStore, runner: pipelineRunner });

@@ -4,7 +4,7 @@ import { UnauthorizedError, ValidationError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { parseInput } from '../core/validate.ts';
 import { alertEvents, alertmanagerWebhookSchema } from './alertmanager.ts';
-import type { EventBus } from './bus.ts';
+import type { BerthaEvent, EventBus } from './bus.ts';
 import { publishObjectEvent } from './object-events.ts';
 import { parseS3Notification } from './s3-notifications.ts';
 
@@ -19,7 +19,13 @@ function digest(value: string): Buffer {
  */
 export function registerAlertmanagerGateway(
   app: FastifyInstance,
-  deps: { bus: EventBus; token: string; logger: Logger },
+  deps: {
+    bus: EventBus;
+    token: string;
+    logger: Logger;
+    /** Told of each alert event stored for the first time (a redelivery is not); its failure is only logged. */
+    afterStored?: (event: BerthaEvent) => Promise<void>;
+  },
 ): void {
   const expected = digest(deps.token);
   app.post('/events/alertmanager', async (request) => {
@@ -39,7 +45,15 @@ export function registerAlertmanagerGateway(
       throw error;
     }
     const results = [];
-    for (const input of alertEvents(webhook)) results.push(await deps.bus.publish(input));
+    for (const input of alertEvents(webhook)) {
+      const result = await deps.bus.publish(input);
+      results.push(result);
+      if (!result.duplicate && deps.afterStored) {
+        await deps.afterStored(result.event).catch((error: unknown) => {
+          deps.logger.warn({ err: error, eventId: result.event.id }, 'after-store hook of an alert event failed');
+        });
+      }
+    }
     const published = results.filter((result) => !result.duplicate).length;
     deps.logger.info(
       { groupKey: webhook.groupKey, status: webhook.status, alerts: results.length, published },

@@ -86,8 +86,11 @@ export interface FeedbackStore {
   currentCounts(): Promise<RatingCount[]>;
   /** Counted votes (what `bertha_feedback_total` counts) per model version and rating, optionally since a time. */
   countedVotes(since?: string): Promise<RatingCount[]>;
-  /** When the newest counted vote on a model version was cast (the loop's feedback-to-alert starts there). */
-  newestCountedVote(modelVersion: string): Promise<string | undefined>;
+  /**
+   * When the newest counted vote on a model version was cast, optionally at or before a time
+   * (the loop's feedback-to-alert starts there).
+   */
+  newestCountedVote(modelVersion: string, atOrBefore?: string): Promise<string | undefined>;
 }
 
 type FeedbackRow = Selectable<FeedbackTable>;
@@ -341,13 +344,14 @@ export function createFeedbackStore(db: MetadataDb): FeedbackStore {
       return toCounts(rows);
     },
 
-    async newestCountedVote(modelVersion) {
-      const row = await kysely
+    async newestCountedVote(modelVersion, atOrBefore) {
+      let query = kysely
         .selectFrom('feedback_votes')
         .select(({ fn }) => fn.max('created_at').as('newest'))
         .where('counted', '=', 1)
-        .where('model_version', '=', modelVersion)
-        .executeTakeFirst();
+        .where('model_version', '=', modelVersion);
+      if (atOrBefore) query = query.where('created_at', '<=', atOrBefore);
+      const row = await query.executeTakeFirst();
       return row?.newest ?? undefined;
     },
   };

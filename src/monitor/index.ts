@@ -9,6 +9,7 @@ export {
   type Rating,
   type RecordedFeedback,
 } from './feedback-store.ts';
+export { timeGatewayAlerts } from './gateway-alert-timing.ts';
 export { gatewayToken } from './gateway-token.ts';
 export {
   createLoopMetrics,

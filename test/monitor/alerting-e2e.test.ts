@@ -3,6 +3,7 @@ import type { Bertha } from '../../src/app.ts';
 import { insertAnswer } from '../helpers/answers.ts';
 import { startBertha } from '../helpers/bertha.ts';
 import { binariesAvailable } from '../helpers/binaries.ts';
+import { histogramOf, parseExposition } from '../helpers/metrics.ts';
 import { fastPrometheusSettings, monitoringPorts, startMonitoringStack } from '../helpers/monitoring.ts';
 import { waitFor } from '../helpers/processes.ts';
 
@@ -35,6 +36,7 @@ const binaries = binariesAvailable('prometheus', 'prometheus-alertmanager');
 
 describe.skipIf(!binaries)('alerting with real Prometheus and Alertmanager', () => {
   test('thumbs-down through the API fires an alert that reaches the gateway and records a retraining trigger; thumbs-up resolves it', async () => {
+    const started = Date.now();
     const ports = await monitoringPorts();
     const bertha = await startBertha(fastPrometheusSettings(ports));
     const { logs } = await startMonitoringStack(bertha, ports);
@@ -63,6 +65,15 @@ describe.skipIf(!binaries)('alerting with real Prometheus and Alertmanager', () 
     });
     expect(trigger.event_id).toBe(degraded.id);
     expect(JSON.parse(trigger.params_json)).toEqual({ model_version: 'v-e2e' });
+    // The gateway timed the hop from the vote that tipped the rule to the stored alert, once.
+    const feedbackToAlert = histogramOf(
+      parseExposition(await (await fetch(`${bertha.url}/metrics`)).text()),
+      'bertha_loop_feedback_to_alert_seconds',
+      { model_version: 'v-e2e' },
+    );
+    expect(feedbackToAlert.count).toBe(1);
+    expect(feedbackToAlert.sum).toBeGreaterThan(0);
+    expect(feedbackToAlert.sum).toBeLessThan((Date.now() - started) / 1000);
 
     for (const user of ['cy', 'dee', 'eve']) await vote(bertha, answers[0] as string, user, 'up');
     const recovered = await waitFor(() => eventFor(bertha, 'model.recovered', 'alertmanager', 'v-e2e'), {
