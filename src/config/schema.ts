@@ -471,12 +471,17 @@ export const trainerSchema = z
     /** The `retrain-model` step of the `llm-retraining` pipeline. */
     retraining: z
       .object({
-        /** LoRA on the served model's Bertha checkpoint (ignored when `command` is set). */
+        /**
+         * LoRA on the served model (ignored when `command` is set): on its Bertha checkpoint when Bertha
+         * trained it, else on its GGUF, frozen in its stored type (docs/training.md).
+         */
         steps: z.number().int().min(1).max(1_000_000).default(100),
         rank: z.number().int().min(1).max(256).default(8),
         alpha: z.number().positive().default(16),
         learningRate: z.number().positive().max(1).default(1e-2),
         batchSize: z.number().int().min(1).max(256).default(4),
+        /** Longest training window in tokens; also capped by the model's context and the dataset's size. Memory grows with it. */
+        sequenceLength: z.number().int().min(2).max(8192).default(256),
         /**
          * Share of the dataset held out (by a hash of each example's id) for the gate's domain,
          * perplexity and generative suites; a small knowledge base may need more than 0.1 to
@@ -485,11 +490,19 @@ export const trainerSchema = z
         validationFraction: z.number().min(0).lt(1).default(0.1),
       })
       .strict()
-      .default({ steps: 100, rank: 8, alpha: 16, learningRate: 1e-2, batchSize: 4, validationFraction: 0.1 }),
+      .default({
+        steps: 100,
+        rank: 8,
+        alpha: 16,
+        learningRate: 1e-2,
+        batchSize: 4,
+        sequenceLength: 256,
+        validationFraction: 0.1,
+      }),
     /**
      * An external trainer (`CommandTrainerSpec`, ./command-trainer.ts; contract in
-     * docs/training.md): when set, retraining runs it instead of the built-in LoRA, which is
-     * the only way to retrain a GGUF Bertha did not train (Llama 2 7B, say).
+     * docs/training.md): when set, retraining runs it instead of the built-in LoRA: a GPU job,
+     * full fine-tuning, or an architecture other than llama.
      */
     command: commandTrainerSchema.optional(),
   })

@@ -1,6 +1,7 @@
 import type { ObjectStore } from '../objects/index.ts';
 import type { RunLog } from './run-log.ts';
 import { experimentIdFor, type TrackingStore } from './store.ts';
+import { LIMITS } from './validation.ts';
 
 /** Runs in Bertha's own tracking store; artifacts in the object store, where its artifact proxy serves them. */
 export function createEmbeddedRunLog(tracking: TrackingStore, objects: ObjectStore): RunLog {
@@ -14,13 +15,19 @@ export function createEmbeddedRunLog(tracking: TrackingStore, objects: ObjectSto
       });
       return run.info.run_id;
     },
-    async log(runId, { params = {}, metrics = {}, tags = {} }) {
+    async log(runId, { params = {}, metrics = {}, history = {}, tags = {} }) {
       const now = Date.now();
       await tracking.logBatch(runId, {
         params: Object.entries(params).map(([key, value]) => ({ key, value: String(value) })),
         metrics: Object.entries(metrics).map(([key, value]) => ({ key, value, timestamp: now, step: 0 })),
         tags: Object.entries(tags).map(([key, value]) => ({ key, value })),
       });
+      const points = Object.entries(history).flatMap(([key, series]) =>
+        series.map(({ step, value }) => ({ key, value, timestamp: now, step })),
+      );
+      for (let i = 0; i < points.length; i += LIMITS.metricsPerBatch) {
+        await tracking.logBatch(runId, { metrics: points.slice(i, i + LIMITS.metricsPerBatch) });
+      }
     },
     async logInputs(runId, inputs) {
       await tracking.logInputs(

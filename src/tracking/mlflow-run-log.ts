@@ -13,13 +13,14 @@ export function createMlflowRunLog(client: TrackingClient): RunLog {
       });
       return run.info.run_id;
     },
-    async log(runId, { params, metrics, tags }) {
+    async log(runId, { params, metrics, history, tags }) {
       if (params && Object.keys(params).length > 0) await client.logParams(runId, params);
       if (tags && Object.keys(tags).length > 0) await client.setTags(runId, tags);
-      if (metrics && Object.keys(metrics).length > 0) {
-        await client.logMetrics(runId, metrics, { step: 0 });
-        await client.flush();
+      if (metrics && Object.keys(metrics).length > 0) await client.logMetrics(runId, metrics, { step: 0 });
+      for (const [key, points] of Object.entries(history ?? {})) {
+        for (const { step, value } of points) await client.logMetrics(runId, { [key]: value }, { step });
       }
+      await client.flush();
     },
     async logInputs(runId, inputs) {
       await client.call('POST', 'runs/log-inputs', {

@@ -33,6 +33,8 @@ export interface RetrainedModel {
   parentVersion: string;
   params: Record<string, string | number>;
   metrics: Record<string, number>;
+  /** Per-step series (`train_loss`, `valid_loss`), logged as metric history. */
+  curves?: Record<string, { step: number; value: number }[]> | undefined;
   body: Buffer;
 }
 
@@ -85,6 +87,7 @@ export async function registerRetrained(
       ...Object.fromEntries(Object.entries(dataset.counts).map(([key, value]) => [`examples_${key}`, value])),
       ...trained.metrics,
     },
+    ...(trained.curves ? { history: trained.curves } : {}),
   });
   await runs.logInputs(runId, [
     {

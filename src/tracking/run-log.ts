@@ -10,6 +10,8 @@ export interface RunInput {
 export interface RunValues {
   params?: Record<string, string | number>;
   metrics?: Record<string, number>;
+  /** Metrics with a value per step (a loss curve); the latest step is the metric's value. */
+  history?: Record<string, readonly { step: number; value: number }[]>;
   tags?: Record<string, string>;
 }
 

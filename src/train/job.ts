@@ -1,8 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
+import { openGguf, readLlamaBase } from '../gguf/index.ts';
 import { type Checkpoint, readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import { loadGgml } from './ffi/index.ts';
+import { createGgufLoraTrainer, ggufLoraTensorSpecs, readGgufLoraAdapter, writeGgufLoraAdapter } from './gguf-lora.ts';
 import {
   baseTensorSpecs,
   createRandom,
@@ -19,11 +21,16 @@ import { createLlamaTrainer, type TensorValues } from './session.ts';
 /** What the training child process is asked to do; JSON so that it crosses the process boundary. */
 export const trainingJobSchema = z
   .object({
-    mode: z.enum(['full', 'lora']),
+    /** `gguf-lora`: LoRA on a served GGUF (`baseGguf`), frozen in its stored type; the others work on Bertha checkpoints. */
+    mode: z.enum(['full', 'lora', 'gguf-lora']),
     /** Full training from random init needs the model shape; otherwise it comes from `base`. */
     model: llamaConfigSchema.optional(),
     /** A Bertha checkpoint (safetensors) to start from; required for LoRA. */
     base: z.string().optional(),
+    /** A llama GGUF to adapt (`gguf-lora`). */
+    baseGguf: z.string().optional(),
+    /** A LoRA GGUF on `baseGguf` to continue from (`gguf-lora`): its rank, alpha and targets replace `lora`'s. */
+    initAdapter: z.string().optional(),
     lora: loraConfigSchema.optional(),
     /** Token ids as little-endian int32, one file per split. */
     trainTokens: z.string(),
@@ -37,7 +44,7 @@ export const trainingJobSchema = z
     threads: z.number().int().min(1).max(256).default(2),
     /** Validation loss every N steps (and at the end); 0 = only at the end. */
     evalEvery: z.number().int().min(0).default(0),
-    /** Where the trained checkpoint (full) or adapter (LoRA) is written, as safetensors. */
+    /** Where the trained checkpoint (full) or adapter (LoRA) is written: safetensors, or a LoRA GGUF for `gguf-lora`. */
     output: z.string(),
     /** Extra safetensors metadata for the output (the tokenizer, say); a base checkpoint's is carried over. */
     metadata: z.record(z.string(), z.string()).default({}),
@@ -49,6 +56,9 @@ export const trainingJobSchema = z
     }
     if (job.mode === 'full' && !job.model && !job.base) {
       ctx.addIssue({ code: 'custom', message: 'full training needs a model shape or a base checkpoint' });
+    }
+    if (job.mode === 'gguf-lora' && (!job.baseGguf || (!job.lora && !job.initAdapter))) {
+      ctx.addIssue({ code: 'custom', message: 'LoRA on a GGUF needs baseGguf and a lora section or an initAdapter' });
     }
   });
 export type TrainingJob = z.infer<typeof trainingJobSchema>;
@@ -76,6 +86,16 @@ export interface TrainingResult {
   totalParameters: number;
   /** LoRA: whether every base tensor was bit-identical after training. */
   baseUnchanged?: boolean;
+  /** Training loss of every step, in order. */
+  lossCurve: number[];
+  /** Validation loss at step 0 (before training) and at every evaluation. */
+  validCurve: { step: number; loss: number }[];
+  /** Bytes written to `output`. */
+  outputBytes: number;
+  /** The training process's peak resident memory. */
+  peakRssBytes: number;
+  /** The LoRA targets and rank actually trained (an `initAdapter` decides them for `gguf-lora`). */
+  lora?: LoraConfig;
 }
 
 export const CHECKPOINT_KIND = 'bertha.kind';
@@ -161,6 +181,104 @@ function learningRateAt(job: TrainingJob, step: number): number {
   return job.learningRate * (0.1 + 0.45 * (1 + Math.cos(Math.PI * progress)));
 }
 
+type Random = ReturnType<typeof createRandom>;
+
+/** A trainer ready for the job's loop, whichever kind of base it adapts. */
+interface JobSession {
+  contextLength: number;
+  trainer: {
+    trainableParameters: number;
+    totalParameters: number;
+    step(inputs: Int32Array, targets: Int32Array, learningRate: number): Promise<number>;
+    loss(inputs: Int32Array, targets: Int32Array): Promise<number>;
+  };
+  /** Writes `job.output`; returns what the result reports about it. */
+  save(): Promise<Pick<TrainingResult, 'baseUnchanged' | 'lora'>>;
+  free(): void;
+}
+
+async function checkpointSession(job: TrainingJob, random: Random): Promise<JobSession> {
+  const base = job.base ? await readModelCheckpoint(job.base) : undefined;
+  const config = base?.config ?? (job.model as LlamaConfig);
+  const baseValues = base?.values ?? randomInit(config, job.seed);
+  const lora = job.mode === 'lora' ? (job.lora as LoraConfig) : undefined;
+  const loraValues = lora
+    ? new Map(loraTensorSpecs(config, lora).map((s) => [s.name, initialValues(s, config, random)]))
+    : undefined;
+  const trainer = createLlamaTrainer(loadGgml(), {
+    config,
+    base: baseValues,
+    ...(lora && loraValues ? { lora: { config: lora, values: loraValues } } : {}),
+    sequenceLength: job.sequenceLength,
+    batchSize: job.batchSize,
+    threads: job.threads,
+    learningRate: job.learningRate,
+  });
+  return {
+    contextLength: config.contextLength,
+    trainer,
+    async save() {
+      if (lora) {
+        const baseUnchanged = sameBits(baseValues, trainer.baseValues());
+        await writeCheckpoint(job.output, adapterCheckpoint(config, lora, trainer.trained()));
+        return { baseUnchanged, lora };
+      }
+      const carried = Object.fromEntries(
+        Object.entries(base?.metadata ?? {}).filter(([k]) => k !== CHECKPOINT_KIND && k !== CHECKPOINT_CONFIG),
+      );
+      await writeCheckpoint(job.output, modelCheckpoint(config, trainer.trained(), { ...carried, ...job.metadata }));
+      return {};
+    },
+    free: () => trainer.free(),
+  };
+}
+
+async function ggufLoraSession(job: TrainingJob, random: Random): Promise<JobSession> {
+  const path = job.baseGguf as string;
+  const base = await readLlamaBase(path);
+  if (job.sequenceLength > base.hparams.nCtxTrain) {
+    throw new ValidationError(
+      `sequenceLength ${job.sequenceLength} exceeds the model's context length ${base.hparams.nCtxTrain}`,
+    );
+  }
+  let lora: LoraConfig;
+  let values: TensorValues;
+  if (job.initAdapter) {
+    ({ config: lora, values } = await readGgufLoraAdapter(job.initAdapter, base));
+  } else {
+    lora = job.lora as LoraConfig;
+    values = new Map(
+      ggufLoraTensorSpecs(base, lora).map((s) => [
+        s.name,
+        initialValues(s, { blockCount: base.hparams.nLayer }, random),
+      ]),
+    );
+  }
+  const reader = await openGguf(path);
+  try {
+    const trainer = await createGgufLoraTrainer(loadGgml(), {
+      base,
+      reader,
+      lora: { config: lora, values },
+      sequenceLength: job.sequenceLength,
+      batchSize: job.batchSize,
+      threads: job.threads,
+      learningRate: job.learningRate,
+    });
+    return {
+      contextLength: base.hparams.nCtxTrain,
+      trainer,
+      async save() {
+        await writeGgufLoraAdapter(job.output, { base, lora, values: trainer.adapter() });
+        return { lora };
+      },
+      free: () => trainer.free(),
+    };
+  } finally {
+    await reader.close();
+  }
+}
+
 /**
  * Runs one training job in this process. Meant for the training child process: a failed
  * ggml assertion ends the process, so the server and pipeline steps call `runTraining`.
@@ -174,38 +292,26 @@ export async function runTrainingJob(
   if (!parsed.success)
     throw new ValidationError(`invalid training job: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
   const job = parsed.data;
-  const base = job.base ? await readModelCheckpoint(job.base) : undefined;
-  const config = base?.config ?? (job.model as LlamaConfig);
-  if (job.sequenceLength > config.contextLength) {
-    throw new ValidationError(
-      `sequenceLength ${job.sequenceLength} exceeds the model's context length ${config.contextLength}`,
-    );
-  }
-  const train = await readTokens(job.trainTokens);
-  const valid = job.validTokens ? await readTokens(job.validTokens) : undefined;
   const T = job.sequenceLength;
   const B = job.batchSize;
+  const train = await readTokens(job.trainTokens);
+  const valid = job.validTokens ? await readTokens(job.validTokens) : undefined;
   if (train.length < T + 1)
     throw new ValidationError(`the training set has ${train.length} tokens, a window needs ${T + 1}`);
   if (valid && valid.length < T + 1)
     throw new ValidationError(`the validation set has ${valid.length} tokens, a window needs ${T + 1}`);
-
-  const baseValues = base?.values ?? randomInit(config, job.seed);
+  if (job.mode !== 'gguf-lora') {
+    const contextLength = job.base
+      ? (await readModelCheckpoint(job.base)).config.contextLength
+      : job.model?.contextLength;
+    if (contextLength !== undefined && T > contextLength) {
+      throw new ValidationError(`sequenceLength ${T} exceeds the model's context length ${contextLength}`);
+    }
+  }
+  // One stream for the adapter's initial values, then the windows, so that a seed reproduces a run.
   const random = createRandom(job.seed + 1);
-  const lora = job.mode === 'lora' ? (job.lora as LoraConfig) : undefined;
-  const loraValues = lora
-    ? new Map(loraTensorSpecs(config, lora).map((s) => [s.name, initialValues(s, config, random)]))
-    : undefined;
-  const ggml = loadGgml();
-  const trainer = createLlamaTrainer(ggml, {
-    config,
-    base: baseValues,
-    ...(lora && loraValues ? { lora: { config: lora, values: loraValues } } : {}),
-    sequenceLength: T,
-    batchSize: B,
-    threads: job.threads,
-    learningRate: job.learningRate,
-  });
+  const session = job.mode === 'gguf-lora' ? await ggufLoraSession(job, random) : await checkpointSession(job, random);
+  const { trainer } = session;
   const inputs = new Int32Array(B * T);
   const targets = new Int32Array(B * T);
   const fill = (source: Int32Array, offsets: number[]) => {
@@ -233,6 +339,7 @@ export async function runTrainingJob(
   try {
     const initialValidLoss = await validLoss();
     const losses: number[] = [];
+    const validCurve = initialValidLoss === undefined ? [] : [{ step: 0, loss: initialValidLoss }];
     let finalValidLoss = initialValidLoss;
     let timed = 0;
     let timedTokens = 0;
@@ -259,6 +366,7 @@ export async function runTrainingJob(
       if ((job.evalEvery > 0 && step % job.evalEvery === 0) || step === job.steps) {
         stepValid = await validLoss();
         finalValidLoss = stepValid;
+        if (stepValid !== undefined) validCurve.push({ step, loss: stepValid });
       }
       onProgress({
         step,
@@ -271,16 +379,7 @@ export async function runTrainingJob(
       });
     }
     const tail = losses.slice(-Math.max(1, Math.ceil(losses.length / 10)));
-    let baseUnchanged: boolean | undefined;
-    if (lora) {
-      baseUnchanged = sameBits(baseValues, trainer.baseValues());
-      await writeCheckpoint(job.output, adapterCheckpoint(config, lora, trainer.trained()));
-    } else {
-      const carried = Object.fromEntries(
-        Object.entries(base?.metadata ?? {}).filter(([k]) => k !== CHECKPOINT_KIND && k !== CHECKPOINT_CONFIG),
-      );
-      await writeCheckpoint(job.output, modelCheckpoint(config, trainer.trained(), { ...carried, ...job.metadata }));
-    }
+    const saved = await session.save();
     return {
       output: job.output,
       steps: step,
@@ -290,9 +389,14 @@ export async function runTrainingJob(
       tokensPerSecond: timed > 0 ? (timedTokens * 1000) / timed : 0,
       trainableParameters: trainer.trainableParameters,
       totalParameters: trainer.totalParameters,
-      ...(baseUnchanged !== undefined ? { baseUnchanged } : {}),
+      ...saved,
+      lossCurve: losses,
+      validCurve,
+      outputBytes: (await stat(job.output)).size,
+      // maxRSS is in kilobytes.
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
     };
   } finally {
-    trainer.free();
+    session.free();
   }
 }

@@ -155,7 +155,11 @@ export function createRandom(seed: number): { uniform(): number; normal(): numbe
 }
 
 /** GPT-2 style init: N(0, 0.02), residual projections scaled by 1/sqrt(2 * layers), LoRA A ~ N(0, 1/in), B = 0. */
-export function initialValues(spec: TensorSpec, config: LlamaConfig, random: { normal(): number }): Float32Array {
+export function initialValues(
+  spec: TensorSpec,
+  config: Pick<LlamaConfig, 'blockCount'>,
+  random: { normal(): number },
+): Float32Array {
   const values = new Float32Array(elementsOf(spec.shape));
   const std = 0.02;
   switch (spec.init) {

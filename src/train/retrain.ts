@@ -4,6 +4,13 @@ import path from 'node:path';
 import type { CommandTrainerSpec } from '../config/index.ts';
 import { BerthaError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import {
+  createGgufTokenizer,
+  type GgufTokenizer,
+  type LlamaBase,
+  readLlamaBase,
+  UnsupportedBaseError,
+} from '../gguf/index.ts';
 import { type ModelBundle, starterBundle } from '../models/index.ts';
 import { type ObjectStore, readObject } from '../objects/index.ts';
 import type { ModelRegistry } from '../tracking/index.ts';
@@ -11,6 +18,7 @@ import { runCommandTrainer } from './command.ts';
 import { type BuiltDataset, type DatasetExample, readExamples } from './dataset.ts';
 import { exportLoraGguf, tokenizerFromMetadata } from './export.ts';
 import { readModelCheckpoint } from './job.ts';
+import type { LoraTarget } from './model.ts';
 import { ensureStarterModel } from './starter.ts';
 import { runTraining } from './supervisor.ts';
 
@@ -36,6 +44,8 @@ export interface RetrainDeps {
       alpha: number;
       learningRate: number;
       batchSize: number;
+      /** Longest training window in tokens. */
+      sequenceLength: number;
       /** Share of the dataset build-dataset holds out for evaluation. */
       validationFraction: number;
     };
@@ -64,6 +74,8 @@ export interface TrainingOutcome {
   parentVersion: string;
   params: Record<string, string | number>;
   metrics: Record<string, number>;
+  /** Per-step series for the tracker (`train_loss`, `valid_loss`). */
+  curves?: Record<string, { step: number; value: number }[]>;
 }
 
 export interface BaseModel {
@@ -205,13 +217,7 @@ async function trainLora(
   signal: AbortSignal,
 ): Promise<{ outcome: TrainingOutcome; model: Buffer }> {
   const baseGguf = (base.bundle.base as { path: string }).path;
-  if (!base.checkpoint) {
-    throw new RetrainingError(
-      `model ${base.bundle.version} (${baseGguf}) has no Bertha checkpoint, so LoRA on this machine cannot ` +
-        'adapt it; configure an external trainer in trainer.command (docs/training.md)',
-      { version: base.bundle.version, base: baseGguf },
-    );
-  }
+  if (!base.checkpoint) return trainGgufLora(deps, dataset, base, work, report, signal);
   const { metadata, config: modelConfig } = await readModelCheckpoint(base.checkpoint);
   const tokenizer = tokenizerFromMetadata(metadata);
   const text = (await readExamples(deps.objects, dataset.trainKey)).map(exampleText).join('');
@@ -227,7 +233,7 @@ async function trainLora(
     alpha: lora.alpha,
     learning_rate: lora.learningRate,
     batch_size: lora.batchSize,
-    sequence_length: Math.min(modelConfig.contextLength, tokens.length - 1),
+    sequence_length: Math.min(lora.sequenceLength, modelConfig.contextLength, tokens.length - 1),
     train_tokens: tokens.length,
   };
   report.info(`LoRA on ${base.checkpoint}: ${tokens.length} tokens, ${lora.steps} steps`, params);
@@ -271,6 +277,141 @@ async function trainLora(
         final_loss: result.finalLoss,
         tokens_per_second: result.tokensPerSecond,
         trainable_parameters: result.trainableParameters,
+      },
+    },
+  };
+}
+
+/** The projections a retraining adapts, as for the starter model; a tied head (no `output.weight`) is left alone. */
+const GGUF_LORA_TARGETS: LoraTarget[] = ['attn_q', 'attn_v', 'ffn_up', 'ffn_down', 'output'];
+
+async function tokenizeSplit(deps: RetrainDeps, key: string, tokenizer: GgufTokenizer): Promise<Int32Array> {
+  const { bosId, addBos } = tokenizer.vocabulary;
+  const tokens: number[] = [];
+  for (const example of await readExamples(deps.objects, key)) {
+    if (addBos && bosId !== undefined) tokens.push(bosId);
+    for (const token of tokenizer.tokenize(exampleText(example))) tokens.push(token);
+  }
+  return Int32Array.from(tokens);
+}
+
+/**
+ * LoRA on a GGUF Bertha did not train (Llama 2 7B, TinyLlama, Llama 3 ...): the base stays frozen in its
+ * stored type and the adapter is written as a llama.cpp LoRA GGUF. A parent that is itself one adapter on
+ * this base is continued from its adapter, so the new version keeps what the parent learned.
+ */
+async function trainGgufLora(
+  deps: RetrainDeps,
+  dataset: BuiltDataset,
+  base: BaseModel,
+  work: string,
+  report: RetrainReporter,
+  signal: AbortSignal,
+): Promise<{ outcome: TrainingOutcome; model: Buffer }> {
+  const baseGguf = (base.bundle.base as { path: string }).path;
+  let llamaBase: LlamaBase;
+  try {
+    llamaBase = await readLlamaBase(baseGguf, signal);
+  } catch (error) {
+    if (!(error instanceof UnsupportedBaseError)) throw error;
+    throw new RetrainingError(
+      `${error.message}; configure an external trainer in trainer.command to fine-tune it (docs/training.md)`,
+      { version: base.bundle.version, base: baseGguf, reason: error.code },
+    );
+  }
+  const tokenizer = createGgufTokenizer(llamaBase.vocabulary);
+  const train = await tokenizeSplit(deps, dataset.trainKey, tokenizer);
+  const valid = await tokenizeSplit(deps, dataset.validKey, tokenizer);
+  if (train.length < 3) throw new RetrainingError(`dataset ${dataset.version} has too little text to train on`);
+  const lora = deps.trainer.lora;
+  const sequenceLength = Math.min(lora.sequenceLength, llamaBase.hparams.nCtxTrain, train.length - 1);
+  const trainTokens = path.join(work, 'train.tokens');
+  await writeFile(trainTokens, Buffer.from(train.buffer));
+  let validTokens: string | undefined;
+  if (valid.length > sequenceLength) {
+    validTokens = path.join(work, 'valid.tokens');
+    await writeFile(validTokens, Buffer.from(valid.buffer));
+  }
+  const [parentAdapter, ...moreAdapters] = base.bundle.adapters;
+  const continued =
+    parentAdapter && moreAdapters.length === 0 && parentAdapter.scale === 1 ? parentAdapter.path : undefined;
+  if (base.bundle.adapters.length > 0 && !continued) {
+    report.info(
+      `model ${base.bundle.version} has ${base.bundle.adapters.length} adapters or a scaled one; training a new adapter on ${baseGguf} alone`,
+    );
+  }
+  const baseTypes = [...new Set([...llamaBase.tensors.values()].map((t) => t.type))].sort();
+  const targets = GGUF_LORA_TARGETS.filter((t) => t !== 'output' || !llamaBase.tiedEmbeddings);
+  const output = path.join(work, 'adapter.gguf');
+  report.info(
+    `LoRA on ${baseGguf} (${llamaBase.hparams.nLayer} blocks, ${baseTypes.join('/')}): ` +
+      `${train.length} tokens, ${lora.steps} steps${continued ? `, continuing ${continued}` : ''}`,
+  );
+  const result = await runTraining(
+    {
+      mode: 'gguf-lora',
+      baseGguf,
+      ...(continued ? { initAdapter: continued } : {}),
+      lora: { rank: lora.rank, alpha: lora.alpha, targets },
+      trainTokens,
+      ...(validTokens ? { validTokens } : {}),
+      steps: lora.steps,
+      batchSize: lora.batchSize,
+      sequenceLength,
+      learningRate: lora.learningRate,
+      threads: deps.trainer.threads,
+      output,
+    },
+    {
+      signal,
+      logger: deps.logger,
+      onStart: (pid) => report.info(`training process ${pid} started`),
+      onProgress: (p) => {
+        report.progress(p.step / p.steps, `step ${p.step}/${p.steps}, loss ${p.loss.toFixed(3)}`);
+        report.info(`step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)}`, {
+          tokensPerSecond: Math.round(p.tokensPerSecond),
+          ...(p.validLoss !== undefined ? { validLoss: p.validLoss } : {}),
+        });
+      },
+    },
+  );
+  const trained = result.lora ?? { rank: lora.rank, alpha: lora.alpha, targets };
+  report.info(
+    `final loss ${result.finalLoss.toFixed(3)}, ${result.tokensPerSecond.toFixed(0)} tokens/s, adapter ${result.outputBytes} bytes, peak memory ${(result.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
+  );
+  return {
+    model: await readFile(output),
+    outcome: {
+      trainer: 'lora',
+      kind: 'adapter',
+      baseGguf,
+      parentVersion: base.bundle.version,
+      params: {
+        trainer: 'gguf-lora',
+        steps: lora.steps,
+        rank: trained.rank,
+        alpha: trained.alpha,
+        targets: trained.targets.join(','),
+        learning_rate: lora.learningRate,
+        batch_size: lora.batchSize,
+        sequence_length: sequenceLength,
+        train_tokens: train.length,
+        valid_tokens: validTokens ? valid.length : 0,
+        base_types: baseTypes.join(','),
+        ...(continued ? { init_adapter: continued } : {}),
+      },
+      metrics: {
+        final_loss: result.finalLoss,
+        tokens_per_second: result.tokensPerSecond,
+        trainable_parameters: result.trainableParameters,
+        adapter_bytes: result.outputBytes,
+        peak_rss_bytes: result.peakRssBytes,
+        ...(result.initialValidLoss !== undefined ? { initial_valid_loss: result.initialValidLoss } : {}),
+        ...(result.finalValidLoss !== undefined ? { final_valid_loss: result.finalValidLoss } : {}),
+      },
+      curves: {
+        train_loss: result.lossCurve.map((value, i) => ({ step: i + 1, value })),
+        valid_loss: result.validCurve.map(({ step, loss }) => ({ step, value: loss })),
       },
     },
   };

@@ -8,7 +8,7 @@ import {
   readF32,
   writeTensor,
 } from './ffi/index.ts';
-import { buildLlamaGraph, causalMask } from './graph.ts';
+import { buildLlamaGraph, causalMask, graphShapeOf } from './graph.ts';
 import {
   baseTensorSpecs,
   elementsOf,
@@ -50,6 +50,11 @@ export interface LlamaTrainer {
 /** The graph's node budget for the scheduler; ggml-opt sizes its own graphs. */
 const SCHED_GRAPH_SIZE = 16_384;
 const COMPUTE_TENSORS = 32_768;
+
+/** llama.cpp scales an adapter's output by alpha / rank (build_lora_mm). */
+export function loraScale(lora: LoraConfig): number {
+  return lora.alpha / lora.rank;
+}
 
 function checkValues(specs: readonly TensorSpec[], values: TensorValues, what: string): void {
   for (const spec of specs) {
@@ -129,9 +134,9 @@ export function createLlamaTrainer(ggml: Ggml, options: LlamaTrainerOptions): Ll
   const baseTensors = new Map(baseSpecs.map((s) => [s.name, tensors.get(s.name) as Ptr]));
   const loraTensors = new Map(loraSpecs.map((s) => [s.name, tensors.get(s.name) as Ptr]));
   const logits = buildLlamaGraph(fn, ctxCompute, {
-    config,
+    shape: graphShapeOf(config),
     weights: baseTensors,
-    ...(options.lora ? { lora: { config: options.lora.config, tensors: loraTensors } } : {}),
+    ...(options.lora ? { lora: { scale: loraScale(options.lora.config), tensors: loraTensors } } : {}),
     tokens,
     positions,
     mask,
@@ -245,12 +250,12 @@ export async function forwardLogits(
     const positions = fn.new_tensor_1d(ctx, GgmlType.I32, T) as Ptr;
     const mask = fn.new_tensor_2d(ctx, GgmlType.F32, T, T) as Ptr;
     const logits = buildLlamaGraph(fn, ctx, {
-      config,
+      shape: graphShapeOf(config),
       weights: new Map(baseSpecs.map((s) => [s.name, tensors.get(s.name) as Ptr])),
       ...(options.lora
         ? {
             lora: {
-              config: options.lora.config,
+              scale: loraScale(options.lora.config),
               tensors: new Map(loraSpecs.map((s) => [s.name, tensors.get(s.name) as Ptr])),
             },
           }

@@ -107,7 +107,15 @@ export async function runLoopOnce(factory: DbFactory): Promise<LoopOnce> {
     trainer: {
       threads: 1,
       starterSteps: 4,
-      lora: { steps: 4, rank: 4, alpha: 8, learningRate: 1e-2, batchSize: 2, validationFraction: 0.1 },
+      lora: {
+        steps: 4,
+        rank: 4,
+        alpha: 8,
+        learningRate: 1e-2,
+        batchSize: 2,
+        sequenceLength: 256,
+        validationFraction: 0.1,
+      },
     },
   };
   const { store, runner, finished } = startBuiltinRunner({

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { stat, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { getLlama } from 'node-llama-cpp';
 import { describe, expect, onTestFinished, test } from 'vitest';
@@ -11,6 +11,7 @@ import type { MetadataDb } from '../../src/db/index.ts';
 import { createRuntimeEvaluator } from '../../src/eval/index.ts';
 import { createSensors } from '../../src/events/index.ts';
 import { createLocalEventBus } from '../../src/events/local-bus.ts';
+import { gguf as ggufValue, writeGguf } from '../../src/gguf/index.ts';
 import { createKnowledgeRetriever } from '../../src/knowledge/index.ts';
 import { createLlamaCppRuntime } from '../../src/llm/llama-cpp.ts';
 import { createOpenAiRuntime } from '../../src/llm/openai.ts';
@@ -113,7 +114,15 @@ async function setup(overrides: Partial<RetrainingDeps> = {}, upstreamUrl = '') 
     trainer: {
       threads: 1,
       starterSteps: 4,
-      lora: { steps: 4, rank: 4, alpha: 8, learningRate: 1e-2, batchSize: 2, validationFraction: 0.1 },
+      lora: {
+        steps: 4,
+        rank: 4,
+        alpha: 8,
+        learningRate: 1e-2,
+        batchSize: 2,
+        sequenceLength: 256,
+        validationFraction: 0.1,
+      },
     },
     ...overrides,
   };
@@ -385,10 +394,65 @@ describe('llm-retraining', () => {
     });
   }, 180_000);
 
-  test('a GGUF without a Bertha checkpoint and no command trainer fails retrain-model saying what to configure', async () => {
+  test('a served GGUF Bertha did not train gets LoRA on its frozen quantized weights, and the next retraining continues that adapter', async () => {
     const dir = tempDir();
-    const gguf = path.join(dir, 'llama-2-7b.Q4_K_M.gguf');
-    await writeFile(gguf, 'not read: the missing checkpoint is found first');
+    const tiny = await writeTinyLlama(dir, { weightType: 'Q8_0', fileName: 'served.Q8_0.gguf' });
+    const servedBundle = {
+      version: 'local',
+      base: { kind: 'gguf' as const, path: tiny.modelPath },
+      adapters: [],
+      generation: {},
+      retrieval: { enabled: true, topK: 4 },
+    };
+    const { objects, tracking, registry, store, runner, finished } = await setup({ servedBundle });
+    const retrainOnce = async (modelVersion: string) => {
+      const run = await finished(
+        (await runner.startRun({ pipeline: 'llm-retraining', params: { model_version: modelVersion }, source: 'test' }))
+          .id,
+      );
+      const steps = await store.listSteps(run.id);
+      expect(run.status, JSON.stringify(steps.map((s) => [s.name, s.status, s.error]))).toBe('succeeded');
+      expect(byName(steps)).toMatchObject({ 'retrain-model': 'succeeded', 'log-model': 'succeeded' });
+      expect(steps.find((s) => s.name === 'retrain-model')?.progress).toBe(1);
+      const key = (await store.listArtifacts(run.id)).find((a) => a.name === 'registered' && a.step === 'log-model')
+        ?.objectKey as string;
+      const registered = JSON.parse((await readObject(objects, key)).toString()) as RegisteredRetraining;
+      const log = (await store.listLogs(run.id, { step: 'retrain-model' })).map((line) => line.message);
+      return { registered, log };
+    };
+
+    const first = await retrainOnce('');
+    expect(first.log).toContainEqual(expect.stringMatching(/^LoRA on .*served\.Q8_0\.gguf \(2 blocks, F32\/Q8_0\)/));
+    expect(first.log).toContainEqual(expect.stringMatching(/^step 4\/4 loss /));
+    const bundle = await registry.getBundle('bertha-chat', first.registered.version);
+    expect(bundle.base).toEqual({ kind: 'gguf', path: tiny.modelPath });
+    expect(bundle.adapters).toEqual([{ path: first.registered.modelPath, scale: 1 }]);
+    expect(bundle.lineage?.parentVersion).toBe('local');
+    const run = await tracking.getRun(first.registered.trackingRunId);
+    const metrics = Object.fromEntries(run.data.metrics?.map((m) => [m.key, m.value]) ?? []);
+    expect(metrics.adapter_bytes).toBe((await stat(first.registered.modelPath as string)).size);
+    expect(metrics.peak_rss_bytes).toBeGreaterThan(0);
+    expect(metrics.tokens_per_second).toBeGreaterThan(0);
+    const curve = await tracking.getMetricHistory(first.registered.trackingRunId, 'train_loss');
+    expect(curve.items.map((m) => m.step).sort((a, b) => a - b)).toEqual([1, 2, 3, 4]);
+    const params = Object.fromEntries(run.data.params?.map((p) => [p.key, p.value]) ?? []);
+    expect(params).toMatchObject({ trainer: 'gguf-lora', base_types: 'F32,Q8_0', steps: '4', rank: '4' });
+
+    // From the adapter version: its adapter is the starting point, so nothing it learned is dropped.
+    const second = await retrainOnce(`bertha-chat/${first.registered.version}`);
+    expect(second.log).toContainEqual(expect.stringContaining(`continuing ${first.registered.modelPath}`));
+    const secondRun = await tracking.getRun(second.registered.trackingRunId);
+    const secondParams = Object.fromEntries(secondRun.data.params?.map((p) => [p.key, p.value]) ?? []);
+    expect(secondParams.init_adapter).toBe(first.registered.modelPath);
+    const secondBundle = await registry.getBundle('bertha-chat', second.registered.version);
+    expect(secondBundle.base).toEqual({ kind: 'gguf', path: tiny.modelPath });
+    expect(secondBundle.lineage?.parentVersion).toBe(`bertha-chat/${first.registered.version}`);
+  }, 240_000);
+
+  test('a GGUF of an architecture the trainer cannot adapt fails retrain-model naming it and what to configure', async () => {
+    const dir = tempDir();
+    const gguf = path.join(dir, 'qwen.gguf');
+    await writeGguf(gguf, { metadata: { 'general.architecture': ggufValue.string('qwen2') }, tensors: [] });
     const servedBundle = {
       version: 'local',
       base: { kind: 'gguf' as const, path: gguf },
@@ -401,7 +465,7 @@ describe('llm-retraining', () => {
     expect(run.status).toBe('failed');
     const failed = (await store.listSteps(run.id)).find((step) => step.name === 'retrain-model');
     expect(failed?.status).toBe('failed');
-    expect(failed?.error).toMatch(/no Bertha checkpoint.*trainer\.command/);
+    expect(failed?.error).toMatch(/'qwen2' model; only 'llama' GGUFs .*trainer\.command/);
   });
 
   test('a model served by an upstream server has no weights to fine-tune here: the prompt arm alone is benchmarked, gated and canaried', async () => {

@@ -277,6 +277,7 @@ async function logModelStep(deps: RetrainingDeps, context: StepContext): Promise
     parentVersion: outcome.parentVersion,
     params: outcome.params,
     metrics: outcome.metrics,
+    curves: outcome.curves,
     body: await context.inputs.read('model'),
   });
   await recordTrainedOn(context, dataset, registered, {});

@@ -132,6 +132,7 @@ const SIGNATURES = {
   reshape_4d: ['base', 'void *ggml_reshape_4d(void *ctx, void *a, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3)'],
   swiglu_split: ['base', 'void *ggml_swiglu_split(void *ctx, void *a, void *b)'],
   scale: ['base', 'void *ggml_scale(void *ctx, void *a, float s)'],
+  repeat_4d: ['base', 'void *ggml_repeat_4d(void *ctx, void *a, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3)'],
   new_graph_custom: ['base', 'void *ggml_new_graph_custom(void *ctx, size_t size, bool grads)'],
   build_forward_expand: ['base', 'void ggml_build_forward_expand(void *cgraph, void *tensor)'],
   graph_n_nodes: ['base', 'int ggml_graph_n_nodes(void *cgraph)'],
@@ -164,6 +165,11 @@ const SIGNATURES = {
   opt_default_params: ['base', 'ggml_opt_params ggml_opt_default_params(void *backend_sched, int loss_type)'],
   opt_init: ['base', 'void *ggml_opt_init(ggml_opt_params params)'],
   opt_free: ['base', 'void ggml_opt_free(void *opt_ctx)'],
+  opt_prepare_alloc: [
+    'base',
+    'void ggml_opt_prepare_alloc(void *opt_ctx, void *ctx_compute, void *gf, void *inputs, void *outputs)',
+  ],
+  opt_grad_acc: ['base', 'void *ggml_opt_grad_acc(void *opt_ctx, void *node)'],
   opt_alloc: ['base', 'void ggml_opt_alloc(void *opt_ctx, bool backward)'],
   opt_eval: ['base', 'void ggml_opt_eval(void *opt_ctx, void *result)'],
   opt_outputs: ['base', 'void *ggml_opt_outputs(void *opt_ctx)'],
@@ -198,7 +204,10 @@ export interface GgmlBindings {
   add: Fn<[Ptr, Ptr, Ptr], Ptr>;
   mul_mat: Fn<[Ptr, Ptr, Ptr], Ptr>;
   out_prod: Fn<[Ptr, Ptr, Ptr], Ptr>;
-  rope_ext: Fn<[Ptr, Ptr, Ptr, null, number, number, number, number, number, number, number, number, number], Ptr>;
+  rope_ext: Fn<
+    [Ptr, Ptr, Ptr, Ptr | null, number, number, number, number, number, number, number, number, number],
+    Ptr
+  >;
   soft_max_ext: Fn<[Ptr, Ptr, Ptr, number, number], Ptr>;
   permute: Fn<[Ptr, Ptr, number, number, number, number], Ptr>;
   cont: Fn<[Ptr, Ptr], Ptr>;
@@ -207,6 +216,7 @@ export interface GgmlBindings {
   reshape_4d: Fn<[Ptr, Ptr, number, number, number, number], Ptr>;
   swiglu_split: Fn<[Ptr, Ptr, Ptr], Ptr>;
   scale: Fn<[Ptr, Ptr, number], Ptr>;
+  repeat_4d: Fn<[Ptr, Ptr, number, number, number, number], Ptr>;
   new_graph_custom: Fn<[Ptr, number, boolean], P>;
   build_forward_expand: Fn<[Ptr, Ptr], void>;
   graph_n_nodes: Fn<[Ptr], number>;
@@ -228,6 +238,8 @@ export interface GgmlBindings {
   opt_default_params: Fn<[Ptr, number], OptParams>;
   opt_init: Fn<[OptParams], P>;
   opt_free: Fn<[Ptr], void>;
+  opt_prepare_alloc: Fn<[Ptr, Ptr, Ptr, Ptr, Ptr], void>;
+  opt_grad_acc: Fn<[Ptr, Ptr], P>;
   opt_alloc: Fn<[Ptr, boolean], void>;
   opt_eval: AsyncCall<[Ptr, Ptr], void>;
   opt_outputs: Fn<[Ptr], P>;
