@@ -11,7 +11,8 @@ export {
 } from './dataset.ts';
 export { exportLoraGguf, tokenizerFromMetadata } from './export.ts';
 export { type FewShotExample, fewShotExamples, fewShotSystemPrompt } from './few-shot.ts';
-export { readModelCheckpoint } from './job.ts';
+export { readModelCheckpoint, type TrainingJobInput } from './job.ts';
+export type { LoraTarget } from './model.ts';
 export {
   baseVersion,
   findTrainedVersion,

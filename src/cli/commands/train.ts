@@ -1,7 +1,9 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
+import { createGgufTokenizer, readLlamaBase } from '../../gguf/index.ts';
+import type { LoraTarget, TrainingJobInput } from '../../train/index.ts';
 import {
   ensureStarterModel,
   exportLoraGguf,
@@ -70,8 +72,10 @@ export function registerTrainCommand(program: Command): void {
     });
   train
     .command('lora <textFile>')
-    .description('fine-tune a LoRA adapter on a text file over a Bertha checkpoint (default: the starter model)')
-    .option('--base <checkpoint>', 'Bertha checkpoint (.safetensors) to adapt; default: the starter model')
+    .description(
+      'fine-tune a LoRA adapter on a text file over a llama GGUF (kept frozen in its stored type) or a Bertha checkpoint (default: the starter model)',
+    )
+    .option('--base <model>', 'llama GGUF or Bertha checkpoint (.safetensors) to adapt; default: the starter model')
     .option('-o, --output <dir>', 'folder for adapter.gguf', '.')
     .option('--steps <n>', 'optimizer steps', '100')
     .option('--rank <r>', 'LoRA rank', '8')
@@ -95,45 +99,82 @@ export function registerTrainCommand(program: Command): void {
               signal,
             })
           ).checkpointPath;
-        const { metadata, config: modelConfig } = await readModelCheckpoint(base);
-        const tokenizer = tokenizerFromMetadata(metadata);
+        const text = await readFile(textFile, 'utf8');
         const output = path.resolve(options.output);
         await mkdir(output, { recursive: true });
         const tokensPath = path.join(output, 'train.tokens');
-        const tokens = Int32Array.from(tokenizer.encode(await readFile(textFile, 'utf8')));
-        await writeFile(tokensPath, Buffer.from(tokens.buffer));
+        const adapter = path.join(output, 'adapter.gguf');
+        const targets: LoraTarget[] = ['attn_q', 'attn_v', 'ffn_up', 'ffn_down', 'output'];
+        const common = {
+          trainTokens: tokensPath,
+          steps: Number(options.steps),
+          learningRate: Number(options.lr),
+          threads: config.trainer.threads,
+        };
+        let job: TrainingJobInput;
+        if (await isGguf(base)) {
+          const llamaBase = await readLlamaBase(base, signal);
+          const tokenizer = createGgufTokenizer(llamaBase.vocabulary);
+          const tokens = Int32Array.from(tokenizer.tokenize(text, { addSpecial: true }));
+          await writeFile(tokensPath, Buffer.from(tokens.buffer));
+          job = {
+            ...common,
+            mode: 'gguf-lora',
+            baseGguf: base,
+            lora: {
+              rank: Number(options.rank),
+              alpha: Number(options.alpha),
+              targets: targets.filter((t) => t !== 'output' || !llamaBase.tiedEmbeddings),
+            },
+            batchSize: config.trainer.retraining.batchSize,
+            sequenceLength: Math.min(
+              config.trainer.retraining.sequenceLength,
+              llamaBase.hparams.nCtxTrain,
+              Math.max(2, tokens.length - 1),
+            ),
+            output: adapter,
+          };
+        } else {
+          const { metadata, config: modelConfig } = await readModelCheckpoint(base);
+          const tokens = Int32Array.from(tokenizerFromMetadata(metadata).encode(text));
+          await writeFile(tokensPath, Buffer.from(tokens.buffer));
+          job = {
+            ...common,
+            mode: 'lora',
+            base,
+            lora: { rank: Number(options.rank), alpha: Number(options.alpha), targets },
+            batchSize: 4,
+            sequenceLength: Math.min(modelConfig.contextLength, Math.max(2, tokens.length - 1)),
+            output: path.join(output, 'adapter.safetensors'),
+          };
+        }
         const bar = progressBar('LoRA');
         try {
-          const result = await runTraining(
-            {
-              mode: 'lora',
-              base,
-              lora: {
-                rank: Number(options.rank),
-                alpha: Number(options.alpha),
-                targets: ['attn_q', 'attn_v', 'ffn_up', 'ffn_down', 'output'],
-              },
-              trainTokens: tokensPath,
-              steps: Number(options.steps),
-              batchSize: 4,
-              sequenceLength: Math.min(modelConfig.contextLength, Math.max(2, tokens.length - 1)),
-              learningRate: Number(options.lr),
-              threads: config.trainer.threads,
-              output: path.join(output, 'adapter.safetensors'),
-            },
-            { signal, onProgress: (p) => bar.update(p.step, p.steps, p.loss, p.etaSeconds) },
-          );
+          const result = await runTraining(job, {
+            signal,
+            onProgress: (p) => bar.update(p.step, p.steps, p.loss, p.etaSeconds),
+          });
           bar.stop();
-          const adapter = path.join(output, 'adapter.gguf');
-          await exportLoraGguf(result.output, adapter);
+          if (job.mode === 'lora') await exportLoraGguf(result.output, adapter);
           await rm(tokensPath);
           process.stdout.write(`${adapter}\n`);
           process.stderr.write(
-            `final loss ${result.finalLoss.toFixed(3)}, ${result.tokensPerSecond.toFixed(0)} tokens/s\n`,
+            `final loss ${result.finalLoss.toFixed(3)}, ${result.tokensPerSecond.toFixed(0)} tokens/s, peak memory ${(result.peakRssBytes / 2 ** 20).toFixed(0)} MiB\n`,
           );
         } finally {
           bar.stop();
         }
       },
     );
+}
+
+/** GGUF files start with the magic "GGUF"; anything else is taken for a Bertha checkpoint. */
+async function isGguf(file: string): Promise<boolean> {
+  const handle = await open(file, 'r');
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(4), 0, 4, 0);
+    return bytesRead === 4 && buffer.toString('latin1') === 'GGUF';
+  } finally {
+    await handle.close();
+  }
 }
