@@ -43,7 +43,7 @@ import {
 } from './knowledge/index.ts';
 import { registerKnowledgeRoutes } from './knowledge/routes.ts';
 import { registerLineageRoutes } from './lineage/index.ts';
-import { configuredBundle, type ModelBundle, starterBundle } from './models/index.ts';
+import { configuredBundle, createFileDigests, type ModelBundle, starterBundle } from './models/index.ts';
 import {
   createFeedbackMetrics,
   createFeedbackStore,
@@ -191,6 +191,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
   const answers = createAnswerStore(db);
   const chat = createChatService({
     modelName: config.serving.modelName,
+    fileDigests: createFileDigests({ cacheFile: path.join(config.dataDir, 'file-digests.json') }),
     bundle: configured,
     createRuntime,
     retriever: options.retriever ?? retriever,

@@ -12,7 +12,7 @@ import type {
   RuntimeStatus,
   TokenLogprob,
 } from '../llm/index.ts';
-import { createFileDigests, digestBundleFiles, type ModelBundle } from '../models/index.ts';
+import { createFileDigests, digestBundleFiles, type FileDigests, type ModelBundle } from '../models/index.ts';
 import { servedByChallenger } from '../rollout/index.ts';
 import type { AnswerSource, AnswerStatus, AnswerStore } from './answers.ts';
 import { fitPrompt, NOTHING_TRIMMED, type PromptTrim } from './context-budget.ts';
@@ -175,6 +175,8 @@ export interface ChatService {
 
 export interface ChatServiceDeps {
   modelName: string;
+  /** Digests of the served files (answer provenance); kept in memory only when not given. */
+  fileDigests?: FileDigests;
   bundle: ModelBundle | undefined;
   createRuntime(bundle: ModelBundle): LlmRuntime;
   retriever?: Retriever | undefined;
@@ -230,7 +232,7 @@ function toSource(chunk: RetrievedChunk): AnswerSource {
 export function createChatService(deps: ChatServiceDeps): ChatService {
   const { metrics, logger } = deps;
   // One cache for every bundle this service loads: a file unchanged since the last load is not read again.
-  const fileDigests = createFileDigests();
+  const fileDigests = deps.fileDigests ?? createFileDigests();
   let current: Served | undefined;
   let canary: { served: Served; share: number } | undefined;
   let swapping: Promise<void> = Promise.resolve();

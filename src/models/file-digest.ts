@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /** A file's content digest: what a path named at the moment it was read. */
@@ -55,9 +55,48 @@ function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promis
   });
 }
 
-export function createFileDigests(): FileDigests {
+/** A digest as `cacheFile` keeps it: the stat identity it was taken under and when that stat ran. */
+interface StoredDigest {
+  identity: string;
+  statAt: number;
+  digest: FileDigest;
+}
+
+export interface FileDigestsOptions {
+  /**
+   * JSON file that keeps digests across restarts (`<dataDir>/file-digests.json`): a multi-gigabyte base
+   * unchanged since the last run is not read again at start-up. Unreadable or corrupt: start empty.
+   */
+  cacheFile?: string;
+}
+
+export function createFileDigests(options: FileDigestsOptions = {}): FileDigests {
   const cache = new Map<string, { identity: string; statAt: number; digest: Promise<FileDigest> }>();
   let hashedFiles = 0;
+  const { cacheFile } = options;
+  let stored: Promise<Map<string, StoredDigest>> | undefined;
+  let saving: Promise<void> = Promise.resolve();
+  const load = (): Promise<Map<string, StoredDigest>> => {
+    stored ??= cacheFile
+      ? readFile(cacheFile, 'utf8').then(
+          (text) => new Map(Object.entries(JSON.parse(text) as Record<string, StoredDigest>)),
+          () => new Map(),
+        )
+      : Promise.resolve(new Map());
+    return stored.catch(() => new Map());
+  };
+  // Writes are chained, each whole file through a rename, so a crash leaves the old or the new cache.
+  const save = (filePath: string, entry: StoredDigest) => {
+    if (!cacheFile) return;
+    saving = saving.then(async () => {
+      const entries = await load();
+      entries.set(filePath, entry);
+      const temporary = `${cacheFile}.${process.pid}.tmp`;
+      await writeFile(temporary, JSON.stringify(Object.fromEntries(entries)));
+      await rename(temporary, cacheFile);
+    });
+    saving = saving.catch(() => undefined);
+  };
 
   /**
    * Streams the open file through SHA-256 (reads run on libuv's pool, each chunk's update is
@@ -101,15 +140,24 @@ export function createFileDigests(): FileDigests {
         throw error;
       }
       const key = identity(stat);
+      const trusted = (entry: { identity: string; statAt: number } | undefined) =>
+        entry?.identity === key && stat.ctimeMs < entry.statAt - RACY_WINDOW_MS;
       const cached = cache.get(filePath);
-      if (cached?.identity === key && stat.ctimeMs < cached.statAt - RACY_WINDOW_MS) {
+      if (cached && trusted(cached)) {
         await handle.close();
         return abortable(cached.digest, signal);
+      }
+      const kept = (await load()).get(filePath);
+      if (kept && trusted(kept)) {
+        await handle.close();
+        cache.set(filePath, { identity: key, statAt: kept.statAt, digest: Promise.resolve(kept.digest) });
+        return kept.digest;
       }
       // Shared by every load of the same file, and not cancelled by one of them going away.
       const digest: Promise<FileDigest> = hash(handle, filePath, stat).then(({ result, changed }) => {
         // Written to while it was read: the digest describes no one version of the file.
         if (changed && cache.get(filePath)?.digest === digest) cache.delete(filePath);
+        else if (!changed) save(filePath, { identity: key, statAt, digest: result });
         return result;
       });
       cache.set(filePath, { identity: key, statAt, digest });

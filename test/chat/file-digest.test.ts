@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test } from 'vitest';
 import { createFileDigests } from '../../src/models/index.ts';
@@ -96,3 +96,38 @@ test('an aborted digest rejects with the abort reason; a missing file is an erro
     code: 'ENOENT',
   });
 });
+
+test('digests kept in a cache file survive a restart; a file changed since is read again; a corrupt cache is ignored', async () => {
+  const dir = tempDir();
+  const file = path.join(dir, 'base.gguf');
+  const cacheFile = path.join(dir, 'file-digests.json');
+  writeFileSync(file, 'base model bytes');
+  await settled(file);
+  const first = createFileDigests({ cacheFile });
+  const digest = await first.digest(file);
+  expect(first.hashedFiles).toBe(1);
+  await waitForFile(cacheFile);
+
+  const afterRestart = createFileDigests({ cacheFile });
+  expect(await afterRestart.digest(file)).toEqual(digest);
+  expect(afterRestart.hashedFiles).toBe(0);
+
+  writeFileSync(file, 'other model bytes');
+  await settled(file);
+  const afterChange = createFileDigests({ cacheFile });
+  expect((await afterChange.digest(file)).digest).toBe(sha256Of(Buffer.from('other model bytes')));
+  expect(afterChange.hashedFiles).toBe(1);
+
+  writeFileSync(cacheFile, '{not json');
+  const corrupt = createFileDigests({ cacheFile });
+  expect((await corrupt.digest(file)).digest).toBe(sha256Of(Buffer.from('other model bytes')));
+  expect(corrupt.hashedFiles).toBe(1);
+});
+
+async function waitForFile(file: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(file)) {
+    if (Date.now() > deadline) throw new Error(`${file} was never written`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
