@@ -30,7 +30,7 @@ export { preTokenize, resolvePreTokenizer, SUPPORTED_PRE_TOKENIZERS } from './pr
 export type { QuantizedTypeName } from './quantize.ts';
 export { DEQUANTIZABLE_TYPES, dequantize, QUANTIZED_TYPES, quantize } from './quantize.ts';
 export type { GgufFileReader, GgufHeader, GgufTensorInfo } from './reader.ts';
-export { openGguf, readGgufHeader } from './reader.ts';
+export { isGgufFile, openGguf, readGgufHeader } from './reader.ts';
 export type { GgufTokenizer, TokenizeOptions } from './tokenizer.ts';
 export { createGgufTokenizer } from './tokenizer.ts';
 export type { GgufVocabulary } from './vocabulary.ts';

@@ -57,6 +57,17 @@ export interface GgufFileReader {
   close(): Promise<void>;
 }
 
+/** Whether `path` starts with the GGUF magic; reads 4 bytes. */
+export async function isGgufFile(path: string): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(4), 0, 4, 0);
+    return bytesRead === 4 && buffer.readUInt32LE(0) === GGUF_MAGIC;
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Parses header, metadata and tensor infos of the GGUF at `path`; reads no tensor data. */
 export async function readGgufHeader(path: string, signal?: AbortSignal): Promise<GgufHeader> {
   const handle = await open(path, 'r');

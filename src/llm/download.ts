@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BerthaError } from '../core/errors.ts';
+import { isGgufFile } from '../gguf/index.ts';
 
 export class ModelDownloadError extends BerthaError {
   constructor(message: string, details?: Record<string, unknown>) {
@@ -32,16 +33,6 @@ function fileNameOf(url: string): string {
   const name = decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '');
   if (!name || name.includes('..')) throw new ModelDownloadError(`cannot tell a file name from ${url}`, { url });
   return name;
-}
-
-async function hasGgufMagic(file: string): Promise<boolean> {
-  const handle = await open(file, 'r');
-  try {
-    const { buffer, bytesRead } = await handle.read(Buffer.alloc(4), 0, 4, 0);
-    return bytesRead === 4 && buffer.toString('latin1') === 'GGUF';
-  } finally {
-    await handle.close();
-  }
 }
 
 /**
@@ -82,7 +73,7 @@ export async function downloadModel(options: DownloadModelOptions): Promise<Down
         actual: sha256,
       });
     }
-    if (!(await hasGgufMagic(partial))) {
+    if (!(await isGgufFile(partial))) {
       throw new ModelDownloadError(`${options.url} is not a GGUF file`, { url: options.url });
     }
     await rename(partial, target);

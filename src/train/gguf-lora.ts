@@ -18,7 +18,7 @@ import {
   type TensorSpec,
 } from './model.ts';
 import type { TensorValues } from './session.ts';
-import { checkTokens, loraScale } from './session.ts';
+import { adamw, checkTokens, loraScale } from './session.ts';
 
 export function graphShapeOfBase(base: LlamaBase): LlamaGraphShape {
   const h = base.hparams;
@@ -191,16 +191,7 @@ export async function createGgufLoraTrainer(ggml: Ggml, options: GgufLoraTrainer
     free();
     throw error;
   }
-  const hyper = {
-    adamw_alpha: options.learningRate,
-    adamw_beta1: 0.9,
-    adamw_beta2: 0.99,
-    adamw_eps: 1e-8,
-    adamw_wd: 0,
-    sgd_alpha: options.learningRate,
-    sgd_wd: 0,
-  };
-  const optimizerParams = ggml.allocOptimizerParams(hyper);
+  const optimizerParams = ggml.allocOptimizerParams(adamw(options.learningRate));
   opt = fn.opt_init({
     ...fn.opt_default_params(sched, OptLoss.CROSS_ENTROPY),
     optimizer: OptOptimizer.ADAMW,
@@ -277,7 +268,7 @@ export async function createGgufLoraTrainer(ggml: Ggml, options: GgufLoraTrainer
     totalParameters: baseParameters + adapterParameters,
     baseBytes,
     async step(inputs, targets, learningRate) {
-      optimizerParams.update({ ...hyper, adamw_alpha: learningRate, sgd_alpha: learningRate });
+      optimizerParams.update(adamw(learningRate));
       await run(inputs, targets, true);
       return lossOf();
     },

@@ -20,7 +20,7 @@ import { exportLoraGguf, tokenizerFromMetadata } from './export.ts';
 import { readModelCheckpoint } from './job.ts';
 import type { LoraTarget } from './model.ts';
 import { ensureStarterModel } from './starter.ts';
-import { runTraining } from './supervisor.ts';
+import { type RunTrainingOptions, runTraining } from './supervisor.ts';
 
 /** What retraining needs: where the data is, which model it adapts, and how to train. */
 export interface RetrainDeps {
@@ -208,6 +208,20 @@ async function trainWithCommand(
   };
 }
 
+/** A training child's start and steps as the pipeline step's log lines and progress bar. */
+function trainingReport(report: RetrainReporter): Pick<RunTrainingOptions, 'onStart' | 'onProgress'> {
+  return {
+    onStart: (pid) => report.info(`training process ${pid} started`),
+    onProgress: (p) => {
+      report.progress(p.step / p.steps, `step ${p.step}/${p.steps}, loss ${p.loss.toFixed(3)}`);
+      report.info(`step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)}`, {
+        tokensPerSecond: Math.round(p.tokensPerSecond),
+        ...(p.validLoss !== undefined ? { validLoss: p.validLoss } : {}),
+      });
+    },
+  };
+}
+
 async function trainLora(
   deps: RetrainDeps,
   dataset: BuiltDataset,
@@ -253,13 +267,7 @@ async function trainLora(
     {
       signal,
       logger: deps.logger,
-      onStart: (pid) => report.info(`training process ${pid} started`),
-      onProgress: (p) => {
-        report.progress(p.step / p.steps, `step ${p.step}/${p.steps}, loss ${p.loss.toFixed(3)}`);
-        report.info(`step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)}`, {
-          tokensPerSecond: Math.round(p.tokensPerSecond),
-        });
-      },
+      ...trainingReport(report),
     },
   );
   const adapter = path.join(work, 'adapter.gguf');
@@ -365,14 +373,7 @@ async function trainGgufLora(
     {
       signal,
       logger: deps.logger,
-      onStart: (pid) => report.info(`training process ${pid} started`),
-      onProgress: (p) => {
-        report.progress(p.step / p.steps, `step ${p.step}/${p.steps}, loss ${p.loss.toFixed(3)}`);
-        report.info(`step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)}`, {
-          tokensPerSecond: Math.round(p.tokensPerSecond),
-          ...(p.validLoss !== undefined ? { validLoss: p.validLoss } : {}),
-        });
-      },
+      ...trainingReport(report),
     },
   );
   const trained = result.lora ?? { rank: lora.rank, alpha: lora.alpha, targets };

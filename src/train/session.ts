@@ -2,6 +2,7 @@ import {
   type Ggml,
   GgmlType,
   metadataContext,
+  type OptimizerParams,
   OptLoss,
   OptOptimizer,
   type Ptr,
@@ -50,6 +51,19 @@ export interface LlamaTrainer {
 /** The graph's node budget for the scheduler; ggml-opt sizes its own graphs. */
 const SCHED_GRAPH_SIZE = 16_384;
 const COMPUTE_TENSORS = 32_768;
+
+/** AdamW as every Bertha trainer runs it: no weight decay, beta2 0.99 for short runs. */
+export function adamw(learningRate: number): OptimizerParams {
+  return {
+    adamw_alpha: learningRate,
+    adamw_beta1: 0.9,
+    adamw_beta2: 0.99,
+    adamw_eps: 1e-8,
+    adamw_wd: 0,
+    sgd_alpha: learningRate,
+    sgd_wd: 0,
+  };
+}
 
 /** llama.cpp scales an adapter's output by alpha / rank (build_lora_mm). */
 export function loraScale(lora: LoraConfig): number {
@@ -146,16 +160,7 @@ export function createLlamaTrainer(ggml: Ggml, options: LlamaTrainerOptions): Ll
 
   const sched = fn.sched_new([backend], null, 1, SCHED_GRAPH_SIZE, false, false);
   if (!sched) throw new RangeError('ggml_backend_sched_new failed');
-  const hyper = {
-    adamw_alpha: options.learningRate,
-    adamw_beta1: 0.9,
-    adamw_beta2: 0.99,
-    adamw_eps: 1e-8,
-    adamw_wd: 0,
-    sgd_alpha: options.learningRate,
-    sgd_wd: 0,
-  };
-  const optimizerParams = ggml.allocOptimizerParams(hyper);
+  const optimizerParams = ggml.allocOptimizerParams(adamw(options.learningRate));
   const params = fn.opt_default_params(sched, OptLoss.CROSS_ENTROPY);
   const opt = fn.opt_init({
     ...params,
@@ -195,7 +200,7 @@ export function createLlamaTrainer(ggml: Ggml, options: LlamaTrainerOptions): Ll
     trainableParameters: parameterCount(trainBase ? baseSpecs : loraSpecs),
     totalParameters: parameterCount(baseSpecs) + parameterCount(loraSpecs),
     step(inputs, targets, learningRate) {
-      optimizerParams.update({ ...hyper, adamw_alpha: learningRate, sgd_alpha: learningRate });
+      optimizerParams.update(adamw(learningRate));
       return run(inputs, targets, true);
     },
     loss: (inputs, targets) => run(inputs, targets, false),

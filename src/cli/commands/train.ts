@@ -1,8 +1,8 @@
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { createGgufTokenizer, readLlamaBase } from '../../gguf/index.ts';
+import { createGgufTokenizer, isGgufFile, readLlamaBase } from '../../gguf/index.ts';
 import type { LoraTarget, TrainingJobInput } from '../../train/index.ts';
 import {
   ensureStarterModel,
@@ -112,7 +112,7 @@ export function registerTrainCommand(program: Command): void {
           threads: config.trainer.threads,
         };
         let job: TrainingJobInput;
-        if (await isGguf(base)) {
+        if (await isGgufFile(base)) {
           const llamaBase = await readLlamaBase(base, signal);
           const tokenizer = createGgufTokenizer(llamaBase.vocabulary);
           const tokens = Int32Array.from(tokenizer.tokenize(text, { addSpecial: true }));
@@ -166,15 +166,4 @@ export function registerTrainCommand(program: Command): void {
         }
       },
     );
-}
-
-/** GGUF files start with the magic "GGUF"; anything else is taken for a Bertha checkpoint. */
-async function isGguf(file: string): Promise<boolean> {
-  const handle = await open(file, 'r');
-  try {
-    const { buffer, bytesRead } = await handle.read(Buffer.alloc(4), 0, 4, 0);
-    return bytesRead === 4 && buffer.toString('latin1') === 'GGUF';
-  } finally {
-    await handle.close();
-  }
 }
