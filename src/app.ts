@@ -53,6 +53,7 @@ import {
   createQualityWatcher,
   type FeedbackStore,
   gatewayToken,
+  loopObjectives,
   timeGatewayAlerts,
 } from './monitor/index.ts';
 import { registerFeedbackRoutes, registerMetricsRoute } from './monitor/routes.ts';
@@ -165,6 +166,8 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
       `events.bus: 'bertha ${role}' needs 'nats': the local bus reaches only its own process, so the other role would never see its events (one process: 'bertha up')`,
     );
   }
+  // Rendered only in Prometheus mode or by `bertha monitor render`: a bad objective fails here, at start.
+  loopObjectives(config.monitor.loopObjectives);
   const serves = role !== 'worker';
   const works = role !== 'serve';
   const rootLogger = options.logger ?? createLogger(config.log.level);

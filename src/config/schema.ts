@@ -179,6 +179,24 @@ export const monitorSchema = z
         downOverUp: { enabled: true, for: '60s' },
         downRatio: { enabled: true, window: '1h', threshold: 0.3, minVotes: 20, for: '5m' },
       }),
+    /**
+     * The loop's own objectives (docs/architecture.md, loop SLOs): how long each timed hop may take
+     * before its `BerthaLoop*Slow` alert fires. Each must be a bound of the loop histograms' buckets
+     * (5m, 10m, 15m, 30m, 1h, 2h, 4h, 8h, 1d, 2d, 7d ...); unset hops keep their defaults. Raise
+     * `dataset_to_candidate` when the base is a 7B fine-tuned on CPU (hours per run).
+     */
+    loopObjectives: z
+      .object({
+        feedback_to_alert: duration.optional(),
+        alert_to_run_started: duration.optional(),
+        dataset_to_candidate: duration.optional(),
+        candidate_to_verdict: duration.optional(),
+        verdict_to_full_traffic: duration.optional(),
+        time_to_rollback: duration.optional(),
+        upload_to_searchable: duration.optional(),
+      })
+      .strict()
+      .default({}),
     /** The embedded watcher's evaluation interval (mode `embedded`). */
     watcherIntervalMs: z.number().int().positive().default(5_000),
     gateway: z

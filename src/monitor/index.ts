@@ -23,7 +23,14 @@ export {
   type RollbackKind,
   type SuppressionReason,
 } from './loop-metrics.ts';
-export { LOOP_OBJECTIVES, LOOP_SLO_WINDOW, loopSloAlertName, loopSloRules } from './loop-slos.ts';
+export {
+  LOOP_OBJECTIVES,
+  LOOP_SLO_WINDOW,
+  type LoopObjectives,
+  loopObjectives,
+  loopSloAlertName,
+  loopSloRules,
+} from './loop-slos.ts';
 export { createMetricsRegistry } from './metrics.ts';
 export { createMonitorLease, type MonitorLease } from './monitor-lease.ts';
 export { GATEWAY_PATH, type RenderedFile, renderMonitoring } from './render.ts';

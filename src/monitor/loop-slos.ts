@@ -1,5 +1,6 @@
+import { ValidationError } from '../core/errors.ts';
 import { LOOP_BUCKETS, LOOP_INTERVALS, type LoopInterval, loopMetricName } from './loop-metrics.ts';
-import type { AlertingRule } from './rules.ts';
+import { type AlertingRule, durationMs } from './rules.ts';
 
 export interface LoopObjective {
   /** Seconds; one of `LOOP_BUCKETS`, so the rule reads the bucket at exactly this bound. */
@@ -24,6 +25,31 @@ export const LOOP_OBJECTIVES: Record<LoopInterval, LoopObjective> = {
   upload_to_searchable: { seconds: 300, title: 'upload to searchable' },
 };
 
+export type LoopObjectives = Record<LoopInterval, LoopObjective>;
+
+/**
+ * The defaults with the configured objectives (`monitor.loopObjectives`, durations) over them. A
+ * rule reads the histogram bucket at exactly the objective, so anything but a bucket bound is refused.
+ */
+export function loopObjectives(configured: Partial<Record<LoopInterval, string | undefined>> = {}): LoopObjectives {
+  const objectives = { ...LOOP_OBJECTIVES };
+  for (const [interval, duration] of Object.entries(configured) as [LoopInterval, string | undefined][]) {
+    if (duration === undefined) continue;
+    const seconds = durationMs(duration) / 1000;
+    if (!LOOP_BUCKETS.includes(seconds)) {
+      throw new ValidationError(
+        `monitor.loopObjectives.${interval}: ${duration} is not a bound of the loop histograms; use one of ${LOOP_BUCKETS.filter(
+          (b) => b >= 60,
+        )
+          .map(humanSeconds)
+          .join(', ')}`,
+      );
+    }
+    objectives[interval] = { ...LOOP_OBJECTIVES[interval], seconds };
+  }
+  return objectives;
+}
+
 /** How long an alert stays firing after a hop that missed its objective ended. */
 export const LOOP_SLO_WINDOW = '1h';
 
@@ -47,9 +73,9 @@ function le(seconds: number): string {
  * objective's bucket, summed over every process. The expression keeps no labels: an alert with
  * `model_version` would reach the gateway as `model.degraded` and start a retraining.
  */
-export function loopSloRules(): AlertingRule[] {
+export function loopSloRules(objectives: LoopObjectives = LOOP_OBJECTIVES): AlertingRule[] {
   return (Object.keys(LOOP_INTERVALS) as LoopInterval[]).map((interval) => {
-    const objective = LOOP_OBJECTIVES[interval];
+    const objective = objectives[interval];
     if (!LOOP_BUCKETS.includes(objective.seconds)) {
       throw new Error(`the ${interval} objective (${objective.seconds} s) is not a bucket bound`);
     }

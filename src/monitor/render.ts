@@ -1,7 +1,7 @@
 import YAML from 'yaml';
 import type { Config } from '../config/index.ts';
 import { LOOP_INTERVALS, type LoopInterval, loopMetricName } from './loop-metrics.ts';
-import { humanSeconds, LOOP_OBJECTIVES, loopSloRules } from './loop-slos.ts';
+import { humanSeconds, type LoopObjectives, loopObjectives, loopSloRules } from './loop-slos.ts';
 import { degradationRules } from './rules.ts';
 
 export interface RenderedFile {
@@ -32,7 +32,7 @@ function ruleGroups(config: Config) {
     {
       name: SLO_RULE_GROUP,
       interval: config.monitor.prometheus.evaluationInterval,
-      rules: loopSloRules(),
+      rules: loopSloRules(loopObjectives(config.monitor.loopObjectives)),
     },
   ];
 }
@@ -177,14 +177,14 @@ export function renderGrafanaDashboard(config: Config): string {
         },
         { x: 12, y: 8, w: 12, h: 8 },
       ),
-      ...loopPanels(16),
+      ...loopPanels(16, loopObjectives(config.monitor.loopObjectives)),
     ],
   };
   return `${JSON.stringify(dashboard, null, 2)}\n`;
 }
 
 /** Green below the hop's objective, red above it. */
-function objectiveDefaults(interval: LoopInterval) {
+function objectiveDefaults(objectives: LoopObjectives, interval: LoopInterval) {
   return {
     unit: 's',
     min: 0,
@@ -192,7 +192,7 @@ function objectiveDefaults(interval: LoopInterval) {
       mode: 'absolute',
       steps: [
         { color: 'green', value: null },
-        { color: 'red', value: LOOP_OBJECTIVES[interval].seconds },
+        { color: 'red', value: objectives[interval].seconds },
       ],
     },
   };
@@ -204,10 +204,10 @@ function objectiveDefaults(interval: LoopInterval) {
  * (the totals need no `rate()`, which misses a series' first observation); uploads are
  * frequent enough for percentiles over an hour. Then the counters and the SLO alerts.
  */
-function loopPanels(top: number) {
+function loopPanels(top: number, objectives: LoopObjectives) {
   const title = (interval: LoopInterval) => {
-    const name = LOOP_OBJECTIVES[interval].title;
-    return `${name.charAt(0).toUpperCase()}${name.slice(1)} (objective ${humanSeconds(LOOP_OBJECTIVES[interval].seconds)})`;
+    const name = objectives[interval].title;
+    return `${name.charAt(0).toUpperCase()}${name.slice(1)} (objective ${humanSeconds(objectives[interval].seconds)})`;
   };
   const labelled = (Object.keys(LOOP_INTERVALS) as LoopInterval[]).filter(
     (interval) => LOOP_INTERVALS[interval].modelVersion,
@@ -223,7 +223,7 @@ function loopPanels(top: number) {
         legend: '{{model_version}}',
       },
       { x: (index % 3) * 8, y: top + Math.floor(index / 3) * 8, w: 8, h: 8 },
-      objectiveDefaults(interval),
+      objectiveDefaults(objectives, interval),
     );
   });
   const below = top + Math.ceil(labelled.length / 3) * 8;
@@ -239,7 +239,7 @@ function loopPanels(top: number) {
         legend: 'p95',
       },
       { x: 0, y: below, w: 12, h: 8 },
-      objectiveDefaults('upload_to_searchable'),
+      objectiveDefaults(objectives, 'upload_to_searchable'),
     ),
     panel(
       111,

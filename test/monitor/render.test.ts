@@ -191,3 +191,39 @@ describe.skipIf(!tools)('bertha monitor render', () => {
     );
   });
 });
+
+test('loop objectives come from monitor.loopObjectives; one that is not a histogram bound is refused', () => {
+  const { out } = render(['--set', 'monitor.loopObjectives.dataset_to_candidate=1d']);
+  const rules = YAML.parse(readFileSync(path.join(out, 'prometheus/bertha-rules.yml'), 'utf8')).groups[1]
+    .rules as Array<{
+    alert: string;
+    expr: string;
+    annotations: Record<string, string>;
+  }>;
+  const candidate = rules.find((rule) => rule.alert === loopSloAlertName('dataset_to_candidate'));
+  expect(candidate?.expr).toContain('le="86400"');
+  expect(candidate?.annotations.summary).toBe('Bertha loop: dataset to candidate took longer than 1 d');
+  const upload = rules.find((rule) => rule.alert === loopSloAlertName('upload_to_searchable'));
+  expect(upload?.expr).toContain(`le="${LOOP_OBJECTIVES.upload_to_searchable.seconds}"`);
+
+  const dir = tempDir();
+  const refused = spawnSync(
+    process.execPath,
+    [
+      BIN,
+      'monitor',
+      'render',
+      '-d',
+      path.join(dir, 'data'),
+      '-o',
+      path.join(dir, 'out'),
+      '--set',
+      'monitor.loopObjectives.dataset_to_candidate=3h',
+    ],
+    { encoding: 'utf8' },
+  );
+  expect(refused.status).not.toBe(0);
+  expect(refused.stderr).toMatch(
+    /monitor\.loopObjectives\.dataset_to_candidate: 3h is not a bound of the loop histograms; use one of .*4 h/,
+  );
+});
