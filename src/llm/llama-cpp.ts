@@ -16,6 +16,7 @@ import type {
 import { ValidationError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { BYTE_LEVEL_CHARS } from '../gguf/index.ts';
+import { createDecodeGate } from './decode-gate.ts';
 import { finiteNumbers, grammarSchemaFor } from './json-schema-grammar.ts';
 import {
   type ChatMessage,
@@ -286,6 +287,13 @@ function samplerSeed(seed: number | undefined): number {
 /** Tokens the detokenizer reads before a piece to space it, as LlamaChat does (its `maxRecentDetokenizerTokens`). */
 const DETOKENIZER_TRAIL = 3;
 
+/**
+ * How long a batch waits for a generating sequence that has not queued its next token (see
+ * decode-gate.ts): above the usual wait (the other sequences' sampling and JS, ~1 ms for 4
+ * streams on a busy 2-core VM), and small next to the extra decode step a straggler costs.
+ */
+const DECODE_GATE_HOLD_MS = 3;
+
 /** LlmRuntime on a local GGUF through node-llama-cpp: one context, `parallel` sequences batched together. */
 export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRuntime {
   const logger = options.logger;
@@ -303,6 +311,7 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
   let describe: ((token: Token) => Omit<TokenAlternative, 'logprob'>) | undefined;
   let loading: Promise<void> | undefined;
   const running = new Set<AbortController>();
+  const decodeGate = createDecodeGate({ holdMs: DECODE_GATE_HOLD_MS });
 
   /** The measured (or stored) fastest thread count; one per core if measuring fails. */
   async function pickThreads(
@@ -372,11 +381,13 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
         contextSize: options.contextSize > 0 ? options.contextSize : { max: DEFAULT_MAX_CONTEXT },
         batchSize: options.batchSize,
         threads,
+        batching: decodeGate.batching,
         ...(adapters.length > 0
           ? { lora: { adapters: adapters.map((adapter) => ({ filePath: adapter.path, scale: adapter.scale })) } }
           : {}),
         ...(signal ? { createSignal: signal } : {}),
       });
+      decodeGate.attach(context);
       chatWrapper = chatWrapperFor(imported, model, options.fallbackChatTemplate);
       describe = tokenDescriber(model);
       const wrapper = chatWrapper;
@@ -527,7 +538,7 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
     callerSignal?.addEventListener('abort', onAbort, { once: true });
     if (callerSignal?.aborted) controller.abort(callerSignal.reason);
     try {
-      return await work(picked, controller.signal);
+      return await decodeGate.generating(picked.slot.chat.sequence, () => work(picked, controller.signal));
     } finally {
       callerSignal?.removeEventListener('abort', onAbort);
       running.delete(controller);
