@@ -19,7 +19,7 @@ import { insertAnswer } from '../helpers/answers.ts';
 import type { DbFactory } from '../helpers/databases.ts';
 import { embeddedKnowledge } from '../helpers/knowledge.ts';
 import { tempDir } from '../helpers/temp.ts';
-import { startBuiltinRunner } from '../pipelines/builtin-runner.ts';
+import { QUICK_TRAINER, startBuiltinRunner } from '../pipelines/builtin-runner.ts';
 import { waitFor } from '../pipelines/wait.ts';
 
 const MODEL = 'bertha-chat';
@@ -104,19 +104,7 @@ export async function runLoopOnce(factory: DbFactory): Promise<LoopOnce> {
     model: MODEL,
     servedBundle: undefined,
     retrievalTopK: 4,
-    trainer: {
-      threads: 1,
-      starterSteps: 4,
-      lora: {
-        steps: 4,
-        rank: 4,
-        alpha: 8,
-        learningRate: 1e-2,
-        batchSize: 2,
-        sequenceLength: 256,
-        validationFraction: 0.1,
-      },
-    },
+    trainer: QUICK_TRAINER,
   };
   const { store, runner, finished } = startBuiltinRunner({
     db,

@@ -3,6 +3,7 @@ import type { Logger } from '../../src/core/logger.ts';
 import type { MetadataDb } from '../../src/db/index.ts';
 import type { ObjectStore } from '../../src/objects/index.ts';
 import type { builtinPipelines } from '../../src/pipelines/builtin/index.ts';
+import type { RetrainingDeps } from '../../src/pipelines/builtin/llm-retraining.ts';
 import {
   createLocalRunner,
   createPipelineCatalog,
@@ -11,6 +12,21 @@ import {
   type RunRecord,
 } from '../../src/pipelines/index.ts';
 import { waitFor } from './wait.ts';
+
+/** A tiny starter (4 steps) and a 4-step LoRA: a retraining run in seconds. */
+export const QUICK_TRAINER: RetrainingDeps['trainer'] = {
+  threads: 1,
+  starterSteps: 4,
+  lora: {
+    steps: 4,
+    rank: 4,
+    alpha: 8,
+    learningRate: 1e-2,
+    batchSize: 2,
+    sequenceLength: 256,
+    validationFraction: 0.1,
+  },
+};
 
 export interface BuiltinRunnerOptions {
   db: MetadataDb;

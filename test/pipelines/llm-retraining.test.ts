@@ -38,7 +38,7 @@ import { insertAnswer } from '../helpers/answers.ts';
 import { dbFactories } from '../helpers/databases.ts';
 import { embeddedKnowledge } from '../helpers/knowledge.ts';
 import { tempDir } from '../helpers/temp.ts';
-import { startBuiltinRunner } from './builtin-runner.ts';
+import { QUICK_TRAINER, startBuiltinRunner } from './builtin-runner.ts';
 import { waitFor } from './wait.ts';
 
 const sqlite = dbFactories.find((factory) => factory.name === 'sqlite') as (typeof dbFactories)[number];
@@ -110,20 +110,7 @@ async function setup(overrides: Partial<RetrainingDeps> = {}, upstreamUrl = '') 
     model: 'bertha-chat',
     servedBundle: undefined,
     retrievalTopK: 4,
-    // A tiny starter (4 steps) and a 4-step LoRA keep the run to seconds.
-    trainer: {
-      threads: 1,
-      starterSteps: 4,
-      lora: {
-        steps: 4,
-        rank: 4,
-        alpha: 8,
-        learningRate: 1e-2,
-        batchSize: 2,
-        sequenceLength: 256,
-        validationFraction: 0.1,
-      },
-    },
+    trainer: QUICK_TRAINER,
     ...overrides,
   };
   const { store, runner, finished } = startBuiltinRunner({
