@@ -340,7 +340,9 @@ const small = await benchModel(BENCH_MODEL, ROUNDS, binary);
 const big = binary && BIG_ROUNDS > 0 ? await benchModel(BIG_MODEL, BIG_ROUNDS, binary) : undefined;
 rmSync(dir, { recursive: true, force: true });
 
-console.log(`${THREADS} threads, ${MAX_TOKENS} tokens per answer, ${ROUNDS} rounds (big model: ${BIG_ROUNDS})`);
+console.log(
+  `${THREADS} threads, ${MAX_TOKENS} tokens per answer, ${ROUNDS} rounds (big model: ${BIG_ROUNDS}); node-llama-cpp ${llama.buildType === 'localBuild' ? 'local build (npm run build:llama)' : 'prebuilt binary'}`,
+);
 describe(BENCH_MODEL.label, small);
 if (big) describe(BIG_MODEL.label, big);
 const rawTtft = percentile(small.results.raw.single.ttft, 50);

@@ -106,6 +106,11 @@ function sharedLlama(
   return llama;
 }
 
+/** Which llama.cpp binary serves: a build for this machine (`npm run build:llama`) or node-llama-cpp's prebuilt one. */
+function binaryDetail(buildType: Llama['buildType']): string {
+  return buildType === 'localBuild' ? 'local build' : 'prebuilt binary';
+}
+
 export function toChatHistory(messages: ChatMessage[]): ChatHistoryItem[] {
   const history: ChatHistoryItem[] = messages.map((message) => {
     if (message.role === 'system') return { type: 'system', text: message.content };
@@ -317,6 +322,7 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
   async function pickThreads(
     loaded: LlamaModel,
     gpu: string | false,
+    binary: string,
     signal?: AbortSignal,
   ): Promise<ThreadChoice | undefined> {
     try {
@@ -325,6 +331,7 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
         modelPath: options.modelPath,
         cores,
         gpu,
+        binary,
         cacheFile: options.threadChoiceFile,
         logger,
         signal,
@@ -372,7 +379,7 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
       let threads = poolThreads;
       if (options.maxThreads === 'auto') {
         state = { state: 'loading', detail: `timing decode threads for ${options.modelPath}`, progress: 0.9 };
-        threadChoice = await pickThreads(model, llama.gpu, signal);
+        threadChoice = await pickThreads(model, llama.gpu, binaryDetail(llama.buildType), signal);
         threads = threadChoice?.threads ?? cores;
       }
       const adapters = options.adapters ?? [];
@@ -413,12 +420,18 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
       }));
       state = {
         state: 'ready',
-        detail: `${options.modelPath} (${llama.gpu || 'cpu'}, ${threadsDetail(threads)}, ${options.parallel} sequences of ${ctx.contextSize} tokens (trained on ${trained}), template ${wrapper.wrapperName})`,
+        detail: `${options.modelPath} (${llama.gpu || 'cpu'} ${binaryDetail(llama.buildType)}, ${threadsDetail(threads)}, ${options.parallel} sequences of ${ctx.contextSize} tokens (trained on ${trained}), template ${wrapper.wrapperName})`,
       };
+      if (!llama.gpu && llama.buildType === 'prebuilt') {
+        logger.info(
+          "llama.cpp runs on node-llama-cpp's prebuilt CPU binary; `npm run build:llama` compiles one for this machine, which decodes faster (docs/performance.md)",
+        );
+      }
       logger.info(
         {
           model: options.modelPath,
           gpu: llama.gpu,
+          build: llama.buildType,
           threads,
           ...(threadChoice ? { threadChoice: threadChoice.source, tokensPerSecond: threadChoice.tokensPerSecond } : {}),
           sequences: options.parallel,

@@ -27,6 +27,8 @@ export interface ChooseThreadsOptions {
   cores: number;
   /** The GPU llama.cpp runs on, or `false`: part of what the choice is valid for. */
   gpu: string | false;
+  /** Which llama.cpp binary decodes (a local build or the prebuilt one): part of what the choice is valid for. */
+  binary: string;
   /** JSON file holding earlier choices; unset: measured at every load. */
   cacheFile?: string | undefined;
   logger: Logger;
@@ -70,10 +72,10 @@ export function threadCandidates(cores: number): number[] {
   return [...new Set([1, 2, Math.floor(all / 2), all])].filter((n) => n >= 1 && n <= all).sort((a, b) => a - b);
 }
 
-/** What a choice is valid for: the model file as it is now (path, size, mtime), the cores and the GPU. */
-async function choiceKey(modelPath: string, cores: number, gpu: string | false): Promise<string> {
+/** What a choice is valid for: the model file as it is now (path, size, mtime), the cores, the GPU and the binary. */
+async function choiceKey({ modelPath, cores, gpu, binary }: ChooseThreadsOptions): Promise<string> {
   const file = await stat(modelPath);
-  return `${path.resolve(modelPath)}|${file.size}|${Math.trunc(file.mtimeMs)}|${cores} cores|${gpu || 'cpu'}`;
+  return `${path.resolve(modelPath)}|${file.size}|${Math.trunc(file.mtimeMs)}|${cores} cores|${gpu || 'cpu'}|${binary}`;
 }
 
 async function readChoices(cacheFile: string): Promise<ChoiceFile> {
@@ -194,7 +196,7 @@ let measuring: Promise<unknown> = Promise.resolve();
  */
 export async function chooseThreads(options: ChooseThreadsOptions): Promise<ThreadChoice> {
   const candidates = threadCandidates(options.cores);
-  const key = await choiceKey(options.modelPath, options.cores, options.gpu);
+  const key = await choiceKey(options);
   if (options.cacheFile) {
     const cached = (
       await readChoices(options.cacheFile).catch((error: Error) => {

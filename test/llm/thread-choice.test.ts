@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, utimesSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
+import { getLlama } from 'node-llama-cpp';
 import { afterAll, beforeAll, expect, test, vi } from 'vitest';
 import { servingSchema } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/core/logger.ts';
@@ -85,6 +86,11 @@ test('auto measures at the first load, stores the fastest candidate, and later l
   expect(entries).toHaveLength(1);
   const [key, choice] = entries[0] as [string, (typeof entries)[number][1]];
   expect(key).toContain(path.resolve(modelPath));
+  // A choice measured on node-llama-cpp's prebuilt binary is not reused for a local build, or back.
+  const llama = await getLlama({ build: 'never', gpu: false });
+  const binary = llama.buildType === 'localBuild' ? 'local build' : 'prebuilt binary';
+  expect(key.endsWith(`|${binary}`)).toBe(true);
+  expect(first.detail).toContain(`(cpu ${binary}, `);
   expect(candidates).toContain(choice.threads);
   expect(measured?.threads).toBe(choice.threads);
   if (candidates.length > 1) {
@@ -115,5 +121,5 @@ test('an explicit thread count is used as given, without measuring', async () =>
   const loaded = await loadOnce(1, choiceFile);
   expect(threadRecords(loaded.records)).toEqual([]);
   expect(existsSync(choiceFile)).toBe(false);
-  expect(loaded.detail).toContain('(cpu, 1 threads,');
+  expect(loaded.detail).toMatch(/\(cpu (local build|prebuilt binary), 1 threads,/);
 });
