@@ -192,9 +192,10 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
   const configured = configuredBundle(config);
   const createRuntime = createRuntimeFor(config, logger);
   const answers = createAnswerStore(db);
+  const fileDigests = createFileDigests({ cacheFile: path.join(config.dataDir, 'file-digests.json') });
   const chat = createChatService({
     modelName: config.serving.modelName,
-    fileDigests: createFileDigests({ cacheFile: path.join(config.dataDir, 'file-digests.json') }),
+    fileDigests,
     bundle: configured,
     createRuntime,
     retriever: options.retriever ?? retriever,
@@ -470,6 +471,7 @@ export async function createBertha(config: Config, options: CreateBerthaOptions 
         champion.stop();
         await champion.started;
         await chat.close();
+        await fileDigests.flush();
         await stopWatcher();
         await stopMonitorLease?.();
         await stopObjectWatch?.();

@@ -23,6 +23,8 @@ export interface FileDigests {
   digest(filePath: string, signal?: AbortSignal): Promise<FileDigest>;
   /** How many times a file was read and hashed (a cache hit reads nothing). */
   readonly hashedFiles: number;
+  /** Resolves once every cache-file write started so far has landed (or failed): before a data dir goes away. */
+  flush(): Promise<void>;
 }
 
 /** Read size per chunk: large enough for throughput, small enough that each hash update is a short task. */
@@ -128,6 +130,7 @@ export function createFileDigests(options: FileDigestsOptions = {}): FileDigests
     get hashedFiles() {
       return hashedFiles;
     },
+    flush: () => saving,
     async digest(filePath, signal) {
       signal?.throwIfAborted();
       const handle = await open(filePath, 'r');

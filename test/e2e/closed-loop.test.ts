@@ -98,6 +98,9 @@ async function vote(bertha: Bertha, responseId: string, rating: 'up' | 'down', c
   );
 }
 
+/** Thumbs-down votes, each with a correction: the prompt arm needs some in the dataset's training split. */
+const VOTES = 6;
+
 /** Hops 1-2: the starter model serves, the manual is ingested, answers cite it and are voted down with corrections. */
 async function ingestAskAndVoteDown(bertha: Bertha): Promise<void> {
   await waitFor(async () => ((await fetch(`${bertha.url}/readyz`)).status === 200 ? true : undefined), {
@@ -116,12 +119,15 @@ async function ingestAskAndVoteDown(bertha: Bertha): Promise<void> {
     },
     { timeoutMs: 60_000, what: 'the manual to be ingested' },
   );
-  for (const question of QUESTIONS.filter((q) => q.split === 'train').slice(0, 6)) {
+  const asked = [];
+  for (const question of QUESTIONS.filter((q) => q.split === 'train').slice(0, VOTES)) {
     const answer = await ask(bertha, question.question, `conv_${question.id}`);
     expect(answer.model_version).toBe('starter');
     expect(answer.sources.length).toBeGreaterThan(0);
-    await vote(bertha, answer.id, 'down', question.answer);
+    asked.push({ answer, correction: question.answer });
   }
+  // In one burst after every answer, so that the dataset an alert starts from holds all the votes.
+  await Promise.all(asked.map(({ answer, correction }) => vote(bertha, answer.id, 'down', correction)));
 }
 
 /** Hops 4-6: the run the alert started finishes every step; runs, dataset and versions are in the tracker; the gate chose an arm. */
@@ -258,7 +264,14 @@ async function loopTimed(bertha: Bertha, testStartedAt: number, hops: LoopInterv
 describe('the closed loop on a small model', () => {
   test('embedded watcher: thumbs-down to an alert, retraining, a gated canary, and votes that promote it', async () => {
     const startedAt = Date.now();
-    const bertha = await startLoop(['monitor.rules.downOverUp.for=0s', 'monitor.watcherIntervalMs=100']);
+    // Not before every vote is in: an alert on the first one would build a dataset of one example.
+    const bertha = await startLoop([
+      'monitor.rules.downOverUp.enabled=false',
+      'monitor.rules.downRatio.enabled=true',
+      `monitor.rules.downRatio.minVotes=${VOTES}`,
+      'monitor.rules.downRatio.for=0s',
+      'monitor.watcherIntervalMs=100',
+    ]);
     await ingestAskAndVoteDown(bertha);
     const degraded = await waitFor(
       async () => (await bertha.bus.list({ type: 'model.degraded', subject: 'starter' }))[0],
