@@ -310,7 +310,13 @@ function describe(label: string, { results, rss }: ModelFigures): void {
   console.log(`model: ${label}`);
   console.log(line('1 stream: ', (m) => `${round(rate(m.single), 1)} tok/s`));
   console.log(line(`${PARALLEL} streams:`, (m) => `${round(rate(m.four), 1)} tok/s`));
-  console.log(line('ttft p50: ', (m) => `${round(percentile(m.single.ttft, 50), 2)} ms`));
+  // Every sample, not only the p50: a prompt is warm or cold depending on what its sequence held before.
+  console.log(
+    line(
+      'ttft p50: ',
+      (m) => `${round(percentile(m.single.ttft, 50), 2)} ms (${m.single.ttft.map((ms) => Math.round(ms)).join(', ')})`,
+    ),
+  );
   const mib = (bytes: number | undefined) => (bytes === undefined ? '?' : `${Math.round(bytes / 2 ** 20)} MiB`);
   if (rss.llamaServer !== undefined)
     console.log(`rss: bertha ${mib(rss.bertha)}, llama-server ${mib(rss.llamaServer)}`);
