@@ -5,19 +5,17 @@ import type {
   ChatWrapper,
   GbnfJsonSchema,
   Llama,
-  LlamaChat,
-  LlamaContext,
-  LlamaContextSequence,
   LlamaGrammar,
   LlamaModel,
+  LlamaText,
   Token,
-  TokenBias,
 } from 'node-llama-cpp';
 import { ValidationError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { BYTE_LEVEL_CHARS } from '../gguf/index.ts';
-import { createDecodeGate } from './decode-gate.ts';
 import { finiteNumbers, grammarSchemaFor } from './json-schema-grammar.ts';
+import { type Decoder, openDecoder, type TokenOutput } from './native/decoder.ts';
+import type { Ptr } from './native/libllama.ts';
 import {
   type ChatMessage,
   type CompletionRequest,
@@ -37,7 +35,6 @@ import {
   type TokenLogprob,
 } from './runtime.ts';
 import { chooseThreads, type ThreadChoice } from './thread-choice.ts';
-import { piecesPerToken } from './token-pieces.ts';
 
 export interface LlamaCppRuntimeOptions {
   modelPath: string;
@@ -63,9 +60,9 @@ export interface LlamaCppRuntimeOptions {
   logger: Logger;
 }
 
-/** One context sequence with its chat evaluator. */
+/** One of the decoder's sequences; `seq` is its id in llama.cpp's context. */
 interface Slot {
-  chat: LlamaChat;
+  seq: number;
   busy: boolean;
 }
 
@@ -134,47 +131,6 @@ function chatWrapperFor(
   return resolveChatWrapper(model);
 }
 
-/** Raw softmax: no temperature, truncation or penalties, so probabilities are the model's own. */
-const RAW = { temperature: 1, topK: 0, topP: 1, minP: 0 } as const;
-
-/** OpenAI's floor for a token the model gives no probability at all. */
-const LOGPROB_FLOOR = -9999;
-
-/**
- * Evaluates `tokens` on `sequence` and returns the model's raw next-token distribution after
- * every position from `scoredFrom` to the last (the one at position p scores token p + 1).
- * Tokens the sequence already holds are kept up to `scoredFrom`; the rest is erased and
- * evaluated again, since only a fresh evaluation yields probabilities.
- */
-async function distributionsAfter(
-  sequence: LlamaContextSequence,
-  tokens: readonly Token[],
-  scoredFrom: number,
-): Promise<Map<Token, number>[]> {
-  if (scoredFrom >= tokens.length) return [];
-  const held = sequence.contextTokens;
-  let keep = 0;
-  while (keep < held.length && keep < tokens.length && held[keep] === tokens[keep]) keep++;
-  keep = Math.min(keep, scoredFrom);
-  if (keep < sequence.nextTokenIndex)
-    await sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]);
-  const input = tokens
-    .slice(keep)
-    .map((token, i) =>
-      keep + i >= scoredFrom ? ([token, { generateNext: { probabilities: true, options: RAW } }] as const) : token,
-    );
-  const output = await sequence.controlledEvaluate(input as Parameters<typeof sequence.controlledEvaluate>[0]);
-  const distributions: Map<Token, number>[] = [];
-  for (let position = scoredFrom; position < tokens.length; position++) {
-    const probabilities = output[position - keep]?.next?.probabilities;
-    if (!probabilities) throw new Error(`llama.cpp returned no probabilities at token ${position}`);
-    distributions.push(probabilities);
-  }
-  return distributions;
-}
-
-const logprobOf = (probability: number | undefined) => Math.max(Math.log(probability ?? 0), LOGPROB_FLOOR);
-
 /**
  * Token text and bytes from the GGUF vocabulary, so a token that is one byte of a multi-byte
  * character keeps its exact bytes (detokenizing it alone gives U+FFFD): SentencePiece's
@@ -219,43 +175,6 @@ function tokenDescriber(model: LlamaModel): (token: Token) => Omit<TokenAlternat
   };
 }
 
-/**
- * Runs `generation` while recording every token sampled on `sequence`. LlamaChat reports only
- * the tokens it releases into the answer, not those it holds back (trailing whitespace, part of
- * a character, a stop string, EOG), which usage counts all the same; logprobs cover them too.
- */
-async function recordingSampledTokens<T>(
-  sequence: LlamaContextSequence,
-  sampled: Token[],
-  generation: () => Promise<T>,
-): Promise<T> {
-  const evaluate = sequence.evaluate;
-  sequence.evaluate = (tokens, evaluateOptions) => {
-    const inner = evaluate.call(sequence, tokens, evaluateOptions);
-    return (async function* (): AsyncGenerator<Token, void, undefined | Token | Token[]> {
-      let input: Token | Token[] | undefined;
-      try {
-        for (;;) {
-          const next = await inner.next(input);
-          if (next.done) return;
-          sampled.push(next.value);
-          input = (yield next.value) as Token | Token[] | undefined;
-          // A grammar may replace the token it was given.
-          if (typeof input === 'number') sampled[sampled.length - 1] = input;
-        }
-      } finally {
-        await inner.return();
-      }
-    })();
-  };
-  try {
-    return await generation();
-  } finally {
-    // The own property only shadowed the prototype's method.
-    Reflect.deleteProperty(sequence, 'evaluate');
-  }
-}
-
 /** The stop string that ends earliest in `text`, searched from `from`: where the answer ends. */
 function stopCut(text: string, stops: readonly string[], from: number): number | undefined {
   let cut: number | undefined;
@@ -289,45 +208,135 @@ function samplerSeed(seed: number | undefined): number {
   return ((seed % 2 ** 32) + 2 ** 32) % 2 ** 32;
 }
 
-/** Tokens the detokenizer reads before a piece to space it, as LlamaChat does (its `maxRecentDetokenizerTokens`). */
-const DETOKENIZER_TRAIL = 3;
+/** OpenAI's floor for a token the model gives no probability at all. */
+const LOGPROB_FLOOR = -9999;
+
+/** The prompt `auto` threads time decoding with: short, since the slow candidates evaluate it too. */
+const PROBE_TEXT = 'Bertha';
+/** The most tokens one timing run may sample; the timing itself stops far earlier. */
+const PROBE_MAX_TOKENS = 256;
+
+/** A token's log-probability and the most likely alternatives, from raw logits (softmax at temperature 1). */
+interface Scored {
+  logprob: number;
+  /** Whether the token is the model's most likely one. */
+  argmax: boolean;
+  top: Array<{ token: number; logprob: number }>;
+}
+
+function scoreLogits(logits: Float32Array, token: number, top: number): Scored {
+  let max = Number.NEGATIVE_INFINITY;
+  let best = 0;
+  for (let i = 0; i < logits.length; i++) {
+    const value = logits[i] as number;
+    if (value > max) {
+      max = value;
+      best = i;
+    }
+  }
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp((logits[i] as number) - max);
+  const logZ = max + Math.log(sum);
+  const alternatives: Array<{ token: number; logprob: number }> = [];
+  if (top > 0) {
+    // A sorted list of `top` entries: k is at most 20, so insertion beats a heap here.
+    for (let i = 0; i < logits.length; i++) {
+      const value = logits[i] as number;
+      if (alternatives.length === top && value <= (alternatives[top - 1] as { logprob: number }).logprob) continue;
+      let at = alternatives.length;
+      while (at > 0 && (alternatives[at - 1] as { logprob: number }).logprob < value) at--;
+      alternatives.splice(at, 0, { token: i, logprob: value });
+      if (alternatives.length > top) alternatives.pop();
+    }
+    for (const alternative of alternatives) alternative.logprob -= logZ;
+  }
+  return { logprob: (logits[token] as number) - logZ, argmax: best === token, top: alternatives };
+}
+
+const floored = (logprob: number) => Math.max(Number.isFinite(logprob) ? logprob : LOGPROB_FLOOR, LOGPROB_FLOOR);
+
+/** What ends an answer besides EOG and the request's own stop strings: the template's end-of-turn triggers. */
+interface StopTriggers {
+  texts: string[];
+  tokens: Set<number>;
+}
 
 /**
- * How long a batch waits for a generating sequence that has not queued its next token (see
- * decode-gate.ts): above the usual wait (the other sequences' sampling and JS, ~1 ms for 4
- * streams on a busy 2-core VM), and small next to the extra decode step a straggler costs.
+ * The chat template's stop triggers (node-llama-cpp's `stopGenerationTriggers`): one that is a
+ * single token (an end-of-turn special token) ends generation on that token, any other on its text.
  */
-const DECODE_GATE_HOLD_MS = 3;
+function stopTriggersOf(
+  model: LlamaModel,
+  triggers: ReadonlyArray<LlamaText | string | ReadonlyArray<string | Token>>,
+): StopTriggers {
+  const found: StopTriggers = { texts: [], tokens: new Set() };
+  for (const trigger of triggers) {
+    if (typeof trigger === 'string') {
+      if (trigger) found.texts.push(trigger);
+      continue;
+    }
+    if (Array.isArray(trigger)) {
+      const parts = trigger as ReadonlyArray<string | Token>;
+      if (parts.length === 1 && typeof parts[0] === 'number') found.tokens.add(parts[0]);
+      else if (parts.every((part) => typeof part === 'string') && parts.join('')) found.texts.push(parts.join(''));
+      continue;
+    }
+    const text = trigger as LlamaText;
+    const tokens = text.tokenize(model.tokenizer, 'trimLeadingSpace');
+    if (tokens.length === 1 && model.isSpecialToken(tokens[0] as Token)) found.tokens.add(tokens[0] as number);
+    else {
+      const plain = text.toString();
+      if (plain) found.texts.push(plain);
+    }
+  }
+  return found;
+}
 
-/** LlmRuntime on a local GGUF through node-llama-cpp: one context, `parallel` sequences batched together. */
+/**
+ * LlmRuntime on a local GGUF: node-llama-cpp reads the vocabulary and the chat template and
+ * compiles grammars; the weights are decoded by Bertha's own loop over libllama (see
+ * native/decoder.ts), one context with `parallel` sequences batched together.
+ */
 export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRuntime {
   const logger = options.logger;
   const cores = availableParallelism();
   const poolThreads = typeof options.maxThreads === 'number' && options.maxThreads > 0 ? options.maxThreads : cores;
   let threadChoice: ThreadChoice | undefined;
   let state: RuntimeStatus = { state: 'idle', detail: 'not loaded' };
-  let llamaCpp: NodeLlamaCpp | undefined;
   let llama: Llama | undefined;
   let model: LlamaModel | undefined;
-  let context: LlamaContext | undefined;
+  let decoder: Decoder | undefined;
   let chatWrapper: ChatWrapper | undefined;
   let slots: Slot[] = [];
   let meter: PromptMeter | undefined;
   let describe: ((token: Token) => Omit<TokenAlternative, 'logprob'>) | undefined;
   let loading: Promise<void> | undefined;
   const running = new Set<AbortController>();
-  const decodeGate = createDecodeGate({ holdMs: DECODE_GATE_HOLD_MS });
 
-  /** The measured (or stored) fastest thread count; one per core if measuring fails. */
+  /** The measured (or stored) fastest thread count; every pool thread if measuring fails. */
   async function pickThreads(
     loaded: LlamaModel,
+    opened: Decoder,
     gpu: string | false,
     binary: string,
     signal?: AbortSignal,
   ): Promise<ThreadChoice | undefined> {
+    const probeTokens = promptTokensOf(loaded, PROBE_TEXT);
     try {
       const choice = await chooseThreads({
-        model: loaded,
+        probe: async (threads, onToken) => {
+          opened.setThreads(threads);
+          const sampler = samplerChain(opened, { temperature: 0 }, PROBE_MAX_TOKENS, undefined);
+          // The cache is not reused: every candidate evaluates the same prompt.
+          await opened.generate({
+            seq: 0,
+            tokens: probeTokens,
+            reuseAtMost: 0,
+            sampler,
+            maxTokens: Math.min(PROBE_MAX_TOKENS, opened.sequenceSize - probeTokens.length - 1),
+            onToken: () => onToken(),
+          });
+        },
         modelPath: options.modelPath,
         cores,
         gpu,
@@ -351,7 +360,7 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
       return choice;
     } catch (error) {
       signal?.throwIfAborted();
-      logger.warn({ model: options.modelPath, err: error }, `cannot time decode threads; using ${cores}`);
+      logger.warn({ model: options.modelPath, err: error }, `cannot time decode threads; using ${poolThreads}`);
       return undefined;
     }
   }
@@ -367,82 +376,76 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
       // Imported here, not at start-up: node-llama-cpp takes over half a second to import,
       // and `bertha up` answers /healthz without waiting for it.
       const imported: NodeLlamaCpp = await import('node-llama-cpp');
-      llamaCpp = imported;
       llama = await sharedLlama(imported, poolThreads, options.gpu, logger);
+      // The vocabulary and metadata only: the weights are the decoder's.
       model = await llama.loadModel({
         modelPath: options.modelPath,
+        vocabOnly: true,
         ...(signal ? { loadSignal: signal } : {}),
-        onLoadProgress: (progress) => {
+      });
+      signal?.throwIfAborted();
+      const loaded = model;
+      // A vocabulary-only model reports no training context: it is read from the GGUF's metadata.
+      const trained = Number(loaded.fileInfo.architectureMetadata.context_length ?? 0);
+      const sequenceSize = options.contextSize > 0 ? options.contextSize : Math.min(trained, DEFAULT_MAX_CONTEXT);
+      decoder = await openDecoder({
+        modelPath: options.modelPath,
+        adapters: options.adapters ?? [],
+        gpuLayers: llama.gpu ? 999 : 0,
+        sequences: options.parallel,
+        sequenceSize,
+        batchSize: options.batchSize,
+        threads: poolThreads,
+        onProgress: (progress) => {
           state = { state: 'loading', detail: `loading ${options.modelPath}`, progress: progress * 0.9 };
         },
       });
+      const opened = decoder;
       let threads = poolThreads;
       if (options.maxThreads === 'auto') {
         state = { state: 'loading', detail: `timing decode threads for ${options.modelPath}`, progress: 0.9 };
-        threadChoice = await pickThreads(model, llama.gpu, binaryDetail(llama.buildType), signal);
-        threads = threadChoice?.threads ?? cores;
+        threadChoice = await pickThreads(loaded, opened, llama.gpu, binaryDetail(llama.buildType), signal);
+        threads = threadChoice?.threads ?? poolThreads;
+        opened.setThreads(threads);
       }
-      const adapters = options.adapters ?? [];
-      context = await model.createContext({
-        sequences: options.parallel,
-        contextSize: options.contextSize > 0 ? options.contextSize : { max: DEFAULT_MAX_CONTEXT },
-        batchSize: options.batchSize,
-        threads,
-        batching: decodeGate.batching,
-        ...(adapters.length > 0
-          ? { lora: { adapters: adapters.map((adapter) => ({ filePath: adapter.path, scale: adapter.scale })) } }
-          : {}),
-        ...(signal ? { createSignal: signal } : {}),
-      });
-      decodeGate.attach(context);
-      chatWrapper = chatWrapperFor(imported, model, options.fallbackChatTemplate);
-      describe = tokenDescriber(model);
+      chatWrapper = chatWrapperFor(imported, loaded, options.fallbackChatTemplate);
+      describe = tokenDescriber(loaded);
       const wrapper = chatWrapper;
-      const ctx = context;
-      const loaded = model;
-      const trained = loaded.trainContextSize;
-      if (ctx.contextSize > trained) {
+      if (opened.sequenceSize > trained) {
         logger.warn(
-          { contextSize: ctx.contextSize, trainContextSize: trained, model: options.modelPath },
-          `serving.llamaCpp.contextSize ${ctx.contextSize} is above the model's training context of ${trained} tokens; answers past token ${trained} may degrade`,
+          { contextSize: opened.sequenceSize, trainContextSize: trained, model: options.modelPath },
+          `serving.llamaCpp.contextSize ${opened.sequenceSize} is above the model's training context of ${trained} tokens; answers past token ${trained} may degrade`,
         );
       }
       meter = {
-        // node-llama-cpp shifts the context once a sequence has no free cell left: one stays free.
-        contextSize: ctx.contextSize - 1,
+        // One cell stays free: the last sampled token is held, not evaluated.
+        contextSize: opened.sequenceSize - 1,
         count: (messages) =>
           wrapper.generateContextState({ chatHistory: toChatHistory(messages) }).contextText.tokenize(loaded.tokenizer)
             .length,
       };
-      slots = Array.from({ length: options.parallel }, () => ({
-        chat: new imported.LlamaChat({ contextSequence: ctx.getSequence(), chatWrapper: wrapper }),
-        busy: false,
-      }));
+      slots = Array.from({ length: options.parallel }, (_, seq) => ({ seq, busy: false }));
       state = {
         state: 'ready',
-        detail: `${options.modelPath} (${llama.gpu || 'cpu'} ${binaryDetail(llama.buildType)}, ${threadsDetail(threads)}, ${options.parallel} sequences of ${ctx.contextSize} tokens (trained on ${trained}), template ${wrapper.wrapperName})`,
+        detail: `${options.modelPath} (${llama.gpu || 'cpu'} ${binaryDetail(llama.buildType)}, ${threadsDetail(threads)}, ${options.parallel} sequences of ${opened.sequenceSize} tokens (trained on ${trained}), template ${wrapper.wrapperName})`,
       };
-      if (!llama.gpu && llama.buildType === 'prebuilt') {
-        logger.info(
-          "llama.cpp runs on node-llama-cpp's prebuilt CPU binary; `npm run build:llama` compiles one for this machine, which decodes faster (docs/performance.md)",
-        );
-      }
       logger.info(
         {
           model: options.modelPath,
           gpu: llama.gpu,
           build: llama.buildType,
+          library: opened.lib.dir,
           threads,
           ...(threadChoice ? { threadChoice: threadChoice.source, tokensPerSecond: threadChoice.tokensPerSecond } : {}),
           sequences: options.parallel,
-          contextSize: ctx.contextSize,
+          contextSize: opened.sequenceSize,
           template: wrapper.wrapperName,
         },
         'model loaded',
       );
     } catch (error) {
       state = { state: 'failed', detail: `cannot load ${options.modelPath}: ${(error as Error).message}` };
-      await context?.dispose().catch(() => undefined);
+      await decoder?.close().catch(() => undefined);
       await model?.dispose().catch(() => undefined);
       throw error;
     }
@@ -450,41 +453,68 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
 
   /**
    * OpenAI's `logit_bias` as llama.cpp's server applies it: added to the logit, so -100 bans a
-   * token in practice. Not -Infinity: a grammar that allows only banned tokens would leave the
-   * sampler nothing to pick, and node-llama-cpp then fails outside the request, holding the
-   * sequence for good. Throws before generation for a token id outside the vocabulary (llama.cpp
-   * would read past its logits).
+   * token in practice. Throws before generation for a token id outside the vocabulary.
    */
-  function tokenBiasFor(loaded: LlamaModel, logitBias: GenerationParams['logitBias']): TokenBias | undefined {
+  function logitBiasOf(
+    opened: Decoder,
+    logitBias: GenerationParams['logitBias'],
+  ): Array<{ token: number; bias: number }> | undefined {
     const entries = Object.entries(logitBias ?? {});
-    if (entries.length === 0 || !llamaCpp) return undefined;
-    const vocabulary = loaded.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
-    const bias = new llamaCpp.TokenBias(loaded.tokenizer);
-    // TokenBias.set skips end-of-generation tokens, which OpenAI's and llama.cpp's servers let a
-    // client bias too; so the map the sampler reads is filled directly (node-llama-cpp is pinned).
-    const biases = (bias as unknown as { _biases: Map<Token, number> })._biases;
-    for (const [key, value] of entries) {
+    if (entries.length === 0) return undefined;
+    return entries.map(([key, bias]) => {
       const token = Number(key);
-      if (!Number.isInteger(token) || token < 0 || token >= vocabulary) {
+      if (!Number.isInteger(token) || token < 0 || token >= opened.vocabSize) {
         throw new ValidationError(
-          `invalid request body: logit_bias: token id ${key} is not in the model's vocabulary of ${vocabulary} tokens`,
+          `invalid request body: logit_bias: token id ${key} is not in the model's vocabulary of ${opened.vocabSize} tokens`,
           { param: 'logit_bias' },
         );
       }
-      biases.set(token as Token, value);
-    }
-    return bias;
+      return { token, bias };
+    });
   }
 
   /**
-   * OpenAI's presence and frequency penalties over every answer token so far (llama.cpp's
-   * penalties sampler with no repeat penalty); unset when neither is asked.
+   * llama.cpp's sampler chain for one request: logit bias, OpenAI's presence and frequency
+   * penalties over the answer so far (no repeat penalty unless asked, as llama.cpp's server and
+   * OpenAI sample from the model's distribution as is), the grammar, then greedy at
+   * temperature 0, else top-p, temperature and a seeded draw. The decoder frees it.
    */
-  function penaltiesFor(params: GenerationParams, maxTokens: number) {
-    const presencePenalty = params.presencePenalty ?? 0;
-    const frequencyPenalty = params.frequencyPenalty ?? 0;
-    if (presencePenalty === 0 && frequencyPenalty === 0) return undefined;
-    return { presencePenalty, frequencyPenalty, lastTokens: Math.max(1, maxTokens) };
+  function samplerChain(
+    opened: Decoder,
+    params: GenerationParams,
+    maxTokens: number,
+    grammar: LlamaGrammar | undefined,
+  ): Ptr {
+    const { fn } = opened.lib;
+    const bias = logitBiasOf(opened, params.logitBias);
+    let grammarSampler: Ptr | null = null;
+    if (grammar) {
+      grammarSampler = fn.sampler_init_grammar(opened.vocab, grammar.grammar, grammar.rootRuleName);
+      if (!grammarSampler) {
+        throw new ValidationError('response_format: llama.cpp cannot parse the grammar compiled for this schema', {
+          param: 'response_format',
+        });
+      }
+    }
+    const chain = fn.sampler_chain_init({ no_perf: true });
+    if (bias) fn.sampler_chain_add(chain, fn.sampler_init_logit_bias(opened.vocabSize, bias.length, bias));
+    const presence = params.presencePenalty ?? 0;
+    const frequency = params.frequencyPenalty ?? 0;
+    if (presence !== 0 || frequency !== 0) {
+      fn.sampler_chain_add(
+        chain,
+        fn.sampler_init_penalties(opened.vocabSize, Math.max(1, maxTokens), 1, frequency, presence),
+      );
+    }
+    if (grammarSampler) fn.sampler_chain_add(chain, grammarSampler);
+    const temperature = params.temperature ?? options.defaults.temperature;
+    if (temperature <= 0) fn.sampler_chain_add(chain, fn.sampler_init_greedy());
+    else {
+      fn.sampler_chain_add(chain, fn.sampler_init_top_p(params.topP ?? options.defaults.topP, 1));
+      fn.sampler_chain_add(chain, fn.sampler_init_temp(temperature));
+      fn.sampler_chain_add(chain, fn.sampler_init_dist(samplerSeed(params.seed)));
+    }
+    return chain;
   }
 
   /** Compiled before a slot is taken, so an unsupported schema is refused before anything runs. */
@@ -513,16 +543,13 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
   /**
    * The free sequence whose cached tokens share the longest prefix with the prompt, as
    * llama.cpp's server picks a slot: the shared part (system prompt, retrieval template,
-   * earlier turns of a conversation) is not evaluated again, and LlamaChat erases only what
-   * differs. That erase needs the context lock, which the patched node-llama-cpp (see
-   * patches/) releases between batches, so a request joining running generations waits at most
-   * one batch for it.
+   * earlier turns of a conversation) is not evaluated again.
    */
-  function pickSlot(prompt: readonly Token[]): { slot: Slot; shared: number } | undefined {
+  function pickSlot(opened: Decoder, prompt: readonly Token[]): { slot: Slot; shared: number } | undefined {
     let best: { slot: Slot; shared: number; held: number } | undefined;
     for (const slot of slots) {
       if (slot.busy) continue;
-      const held = slot.chat.sequence.contextTokens;
+      const held = opened.held(slot.seq);
       let shared = 0;
       while (shared < held.length && shared < prompt.length && held[shared] === prompt[shared]) shared++;
       // On a tie, the sequence holding less, so longer caches stay for the prompts that match them.
@@ -538,11 +565,12 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
    * `close()` both abort the signal `work` gets.
    */
   async function withSlot<T>(
+    opened: Decoder,
     prompt: readonly Token[],
     callerSignal: AbortSignal | undefined,
-    work: (picked: { slot: Slot; shared: number }, signal: AbortSignal) => Promise<T>,
+    work: (slot: Slot, signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
-    const picked = pickSlot(prompt);
+    const picked = pickSlot(opened, prompt);
     if (!picked) throw new Error('no free context sequence');
     picked.slot.busy = true;
     const controller = new AbortController();
@@ -551,12 +579,18 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
     callerSignal?.addEventListener('abort', onAbort, { once: true });
     if (callerSignal?.aborted) controller.abort(callerSignal.reason);
     try {
-      return await decodeGate.generating(picked.slot.chat.sequence, () => work(picked, controller.signal));
+      return await work(picked.slot, controller.signal);
     } finally {
       callerSignal?.removeEventListener('abort', onAbort);
       running.delete(controller);
       picked.slot.busy = false;
     }
+  }
+
+  /** As llama.cpp's server begins every prompt: with BOS where the model asks for it. */
+  function promptTokensOf(loaded: LlamaModel, text: string): Token[] {
+    const bos = loaded.tokens.shouldPrependBosToken && loaded.tokens.bos !== null ? [loaded.tokens.bos] : [];
+    return [...bos, ...loaded.tokenize(text)];
   }
 
   /**
@@ -575,168 +609,198 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
         };
   }
 
-  /** As llama.cpp's server begins every prompt: with BOS where the model asks for it. */
-  function promptTokensOf(loaded: LlamaModel, text: string): Token[] {
-    const bos = loaded.tokens.shouldPrependBosToken && loaded.tokens.bos !== null ? [loaded.tokens.bos] : [];
-    return [...bos, ...loaded.tokenize(text)];
-  }
-
-  async function scoreOn(slot: Slot, loaded: LlamaModel, request: LogLikelihoodRequest): Promise<LogLikelihoodResult> {
+  async function scoreOn(
+    opened: Decoder,
+    slot: Slot,
+    loaded: LlamaModel,
+    request: LogLikelihoodRequest,
+    signal: AbortSignal,
+  ): Promise<LogLikelihoodResult> {
     const split = splitTokens(loaded, request);
-    const window = slot.chat.sequence.contextSize - 1;
+    const window = opened.sequenceSize - 1;
     const truncated = Math.max(0, split.whole.length - window);
     const tokens = split.whole.slice(truncated);
     // At least one context token stays: its output scores the first continuation token.
     const firstScored = Math.max(1, split.contextLength - truncated);
-    // The last token is only scored, never read: its output would score a token after the text.
-    const distributions = await distributionsAfter(slot.chat.sequence, tokens.slice(0, -1), firstScored - 1);
     let logprob = 0;
     let greedy = true;
-    distributions.forEach((probabilities, i) => {
-      const next = tokens[firstScored + i] as Token;
-      logprob += Math.log(probabilities.get(next) ?? Number.MIN_VALUE);
-      // The map is ordered by probability, most likely first.
-      if (probabilities.keys().next().value !== next) greedy = false;
+    // The last token is only scored, never read: its output would score a token after the text.
+    await opened.score({
+      seq: slot.seq,
+      tokens: tokens.slice(0, -1),
+      scoreFrom: firstScored - 1,
+      signal,
+      onScore: (position, output) => {
+        const scored = scoreLogits(output.logits(), tokens[position + 1] as number, 0);
+        logprob += scored.logprob;
+        if (!scored.argmax) greedy = false;
+      },
     });
+    signal.throwIfAborted();
     return { logprob, tokens: tokens.length - firstScored, greedy, truncated };
   }
 
-  /** `tokens[i]` as scored by `distributions[i]`, with its `top` most likely alternatives. */
-  function tokenLogprobs(tokens: readonly Token[], distributions: Map<Token, number>[], top: number): TokenLogprob[] {
+  /** `token` as `output` scores it, with its `top` most likely alternatives. */
+  function tokenLogprob(token: number, output: TokenOutput, top: number): TokenLogprob {
     const described = describe as NonNullable<typeof describe>;
-    return tokens.map((token, i) => {
-      const probabilities = distributions[i] as Map<Token, number>;
-      const alternatives: TokenAlternative[] = [];
-      for (const [candidate, probability] of probabilities) {
-        if (alternatives.length >= top) break;
-        alternatives.push({ ...described(candidate), logprob: logprobOf(probability) });
-      }
-      return { ...described(token), logprob: logprobOf(probabilities.get(token)), top: alternatives };
-    });
+    const scored = scoreLogits(output.logits(), token, top);
+    return {
+      ...described(token as Token),
+      logprob: floored(scored.logprob),
+      top: scored.top.map((alternative) => ({
+        ...described(alternative.token as Token),
+        logprob: floored(alternative.logprob),
+      })),
+    };
+  }
+
+  interface SampleRequest extends GenerationParams {
+    logprobs?: number | undefined;
+    onText?: ((text: string) => void) | undefined;
+  }
+
+  interface Sampled {
+    text: string;
+    finishReason: FinishReason;
+    cached: number;
+    completionTokens: number;
+    logprobs?: TokenLogprob[];
+    promptLogprobs?: TokenLogprob[];
   }
 
   /**
-   * Log-probabilities of generated tokens, computed after generation by evaluating them again
-   * in one batch: node-llama-cpp exposes probabilities while generating only after its sampler
-   * chain (temperature, top-p), not the model's own distribution OpenAI and vLLM report.
+   * Samples up to `maxTokens` after `prompt` on `slot`, ending early at EOG, a template stop
+   * token or a stop string (not part of the text). Streams one piece per token, holding back
+   * what may yet begin a stop string. With `scorePrompt`, every prompt token after the first
+   * is scored in the same pass.
    */
-  async function generatedLogprobs(
-    sequence: LlamaContextSequence,
-    prompt: readonly Token[],
-    generated: readonly Token[],
-    top: number,
-  ): Promise<TokenLogprob[]> {
-    if (generated.length === 0) return [];
-    const distributions = await distributionsAfter(sequence, [...prompt, ...generated.slice(0, -1)], prompt.length - 1);
-    return tokenLogprobs(generated, distributions, top);
-  }
-
-  /** Samples up to `maxTokens` after `prompt` (already fitted to the window), ending early at EOG or a stop string. */
-  async function completeOn(
+  async function sampleOn(
+    opened: Decoder,
     loaded: LlamaModel,
     slot: Slot,
     prompt: Token[],
-    shared: number,
-    request: CompletionRequest,
+    request: SampleRequest,
+    extra: {
+      grammar?: LlamaGrammar | undefined;
+      triggers?: StopTriggers | undefined;
+      scorePrompt?: boolean;
+      /** A chat answer begins at its first non-space character (SentencePiece's leading space, a newline). */
+      trimStart?: boolean;
+    },
     signal: AbortSignal,
-  ): Promise<CompletionResult> {
-    const started = performance.now();
-    const sequence = slot.chat.sequence;
+  ): Promise<Sampled> {
     const described = describe as NonNullable<typeof describe>;
-    const top = request.logprobs ?? 0;
-    const window = sequence.contextSize - 1;
+    const window = opened.sequenceSize - 1;
     const maxTokens = Math.min(request.maxTokens ?? options.defaults.maxTokens, window - prompt.length);
-    let cached = Math.min(shared, prompt.length - 1);
-    let promptLogprobs: TokenLogprob[] | undefined;
-    if (request.promptLogprobs && request.logprobs !== undefined) {
-      // Every prompt token but the last, each giving the distribution that scores the next one;
-      // the last is read by generation.
-      const distributions = await distributionsAfter(sequence, prompt.slice(0, -1), 0);
-      const first = prompt[0] as Token;
-      promptLogprobs = [
-        { ...described(first), logprob: null, top: [] },
-        ...tokenLogprobs(prompt.slice(1), distributions, top),
-      ];
-      cached = 0;
-    }
-    const stops = request.stop ?? [];
-    const generated: Token[] = [];
+    const top = request.logprobs ?? 0;
+    const stops = [
+      ...(request.stop ?? []),
+      ...(extra.triggers?.texts ?? []),
+      ...((extra.grammar?.stopGenerationTriggers ?? []).filter((trigger) => typeof trigger === 'string') as string[]),
+    ];
+    const stopTokens = extra.triggers?.tokens;
     const decoder = new TextDecoder();
-    let stopped = false;
+    const logprobs: TokenLogprob[] = [];
+    const promptLogprobs: TokenLogprob[] | undefined = extra.scorePrompt
+      ? [{ ...described(prompt[0] as Token), logprob: null, top: [] }]
+      : undefined;
     let text = '';
     let streamed = 0;
-    let finishReason: FinishReason = maxTokens <= 0 ? 'length' : 'stop';
-    if (maxTokens > 0 && !signal.aborted) {
-      const held = sequence.contextTokens;
-      let keep = 0;
-      while (keep < held.length && keep < prompt.length - 1 && held[keep] === prompt[keep]) keep++;
-      if (keep < sequence.nextTokenIndex)
-        await sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]);
-      const temperature = request.temperature ?? options.defaults.temperature;
-      const tokenBias = tokenBiasFor(loaded, request.logitBias);
-      const penalties = penaltiesFor(request, maxTokens);
-      // No repeat penalty unless asked: llama.cpp's server and OpenAI sample from the model's distribution as is.
-      const tokens = sequence.evaluate(prompt.slice(keep), {
-        temperature,
-        topP: request.topP ?? options.defaults.topP,
-        seed: samplerSeed(request.seed),
-        ...(tokenBias ? { tokenBias } : {}),
-        ...(penalties
-          ? {
-              repeatPenalty: {
-                punishTokens: () => generated,
-                maxPunishTokens: penalties.lastTokens,
-                presencePenalty: penalties.presencePenalty,
-                frequencyPenalty: penalties.frequencyPenalty,
-              },
+    /** Where each token's text ends: text held back and released later still goes out one piece per token. */
+    const ends: number[] = [];
+    const release = (upTo: number) => {
+      if (!request.onText) return;
+      while (streamed < upTo) {
+        const end = Math.min(ends.find((at) => at > streamed) ?? upTo, upTo);
+        request.onText(text.slice(streamed, end));
+        streamed = end;
+      }
+    };
+    let stopped = false;
+    const scorePrompt = promptLogprobs
+      ? {
+          scoreFrom: 0,
+          onScore: (position: number, output: TokenOutput) => {
+            if (position < prompt.length - 1) {
+              promptLogprobs.push(tokenLogprob(prompt[position + 1] as number, output, top));
             }
-          : {}),
+          },
+        }
+      : undefined;
+    if (maxTokens <= 0) {
+      // Nothing to sample, but the prompt may still be scored (lm-evaluation-harness's echo).
+      const scored =
+        scorePrompt && prompt.length > 1
+          ? await opened.score({ seq: slot.seq, tokens: prompt.slice(0, -1), signal, ...scorePrompt })
+          : undefined;
+      return {
+        text: '',
+        finishReason: scored?.cancelled ? 'cancelled' : 'length',
+        cached: 0,
+        completionTokens: 0,
+        ...(request.logprobs !== undefined ? { logprobs: [] } : {}),
+        ...(promptLogprobs ? { promptLogprobs } : {}),
+      };
+    }
+    const sampler = samplerChain(opened, request, maxTokens, extra.grammar);
+    const result = await opened.generate({
+      seq: slot.seq,
+      tokens: prompt,
+      sampler,
+      maxTokens,
+      signal,
+      ...scorePrompt,
+      onToken: (token, output) => {
         // Yielded so that it is counted and scored like any sampled token, as vLLM counts it.
-        yieldEogToken: true,
-      });
-      for await (const token of tokens) {
-        generated.push(token);
-        if (loaded.isEogToken(token)) break;
+        if (request.logprobs !== undefined) logprobs.push(tokenLogprob(token, output, top));
+        if (loaded.isEogToken(token as Token) || stopTokens?.has(token)) {
+          stopped = true;
+          return false;
+        }
         const before = text.length;
-        text += decoder.decode(Uint8Array.from(described(token).bytes), { stream: true });
+        text += decoder.decode(Uint8Array.from(described(token as Token).bytes), { stream: true });
+        if (extra.trimStart && streamed === 0) {
+          const trimmed = text.trimStart();
+          const dropped = text.length - trimmed.length;
+          if (dropped > 0) for (let i = 0; i < ends.length; i++) ends[i] = Math.max(0, (ends[i] as number) - dropped);
+          text = trimmed;
+        }
+        ends.push(text.length);
         const cut = stops.length > 0 ? stopCut(text, stops, before) : undefined;
         if (cut !== undefined) {
           text = text.slice(0, cut);
           stopped = true;
-          break;
+          return false;
         }
-        if (signal.aborted) {
-          finishReason = 'cancelled';
-          break;
-        }
-        if (generated.length >= maxTokens) {
-          finishReason = 'length';
-          break;
-        }
-        const safe = text.length - heldBack(text, stops);
-        if (request.onText && safe > streamed) {
-          request.onText(text.slice(streamed, safe));
-          streamed = safe;
-        }
-      }
-    }
+        if (signal.aborted) return false;
+        release(text.length - heldBack(text, stops));
+        return true;
+      },
+    });
     if (!stopped) text += decoder.decode();
-    if (request.onText && text.length > streamed) request.onText(text.slice(streamed));
-    // Every sampled token, as usage counts them: those that spell a stop string and EOG included.
-    const logprobs =
-      request.logprobs !== undefined && finishReason !== 'cancelled'
-        ? await generatedLogprobs(sequence, prompt, generated, top)
-        : undefined;
+    if (extra.grammar?.trimWhitespaceSuffix) text = text.trimEnd();
+    release(text.length);
+    const finishReason: FinishReason = result.cancelled
+      ? 'cancelled'
+      : stopped
+        ? 'stop'
+        : result.sampled >= maxTokens
+          ? 'length'
+          : 'stop';
     return {
       text,
       finishReason,
-      promptTokens: prompt.length,
-      cachedPromptTokens: cached,
-      completionTokens: generated.length,
-      computeMs: performance.now() - started,
+      // The last prompt token is always evaluated again: its logits give the first answer token.
+      cached: result.reused,
+      completionTokens: result.sampled,
+      ...(request.logprobs !== undefined && finishReason !== 'cancelled' ? { logprobs } : {}),
       ...(promptLogprobs ? { promptLogprobs } : {}),
-      ...(logprobs ? { logprobs } : {}),
     };
+  }
+
+  function ready(): { opened: Decoder; loaded: LlamaModel } {
+    if (state.state !== 'ready' || !decoder || !model) throw new Error(`model is ${state.state}`);
+    return { opened: decoder, loaded: model };
   }
 
   return {
@@ -749,107 +813,89 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
     status: () => state,
     promptMeter: () => (state.state === 'ready' ? meter : undefined),
     async logLikelihood(requests, signal) {
-      if (state.state !== 'ready' || !model) throw new Error(`model is ${state.state}`);
-      const loaded = model;
+      const { opened, loaded } = ready();
       const first = splitTokens(loaded, requests[0] ?? { context: '', continuation: '' }).whole;
-      return withSlot(first, signal, async ({ slot }, aborted) => {
+      return withSlot(opened, first, signal, async (slot, aborted) => {
         const results: LogLikelihoodResult[] = [];
         for (const request of requests) {
           aborted.throwIfAborted();
-          results.push(await scoreOn(slot, loaded, request));
+          results.push(await scoreOn(opened, slot, loaded, request, aborted));
         }
         return results;
       });
     },
     async complete(request: CompletionRequest): Promise<CompletionResult> {
-      if (state.state !== 'ready' || !model) throw new Error(`model is ${state.state}`);
-      const prompt = promptTokensOf(model, request.prompt);
-      const window = (slots[0]?.chat.sequence.contextSize ?? 1) - 1;
+      const { opened, loaded } = ready();
+      const prompt = promptTokensOf(loaded, request.prompt);
+      const window = opened.sequenceSize - 1;
       if (prompt.length > window) throw new PromptTooLongError(window, prompt.length);
       if (prompt.length === 0) {
         throw new ValidationError('prompt: empty, and this model has no BOS token to begin from', { param: 'prompt' });
       }
-      const loaded = model;
       // Checked here too, so that an id outside the vocabulary is refused before a slot is taken.
-      tokenBiasFor(loaded, request.logitBias);
-      return withSlot(prompt, request.signal, (picked, signal) =>
-        completeOn(loaded, picked.slot, prompt, picked.shared, request, signal),
-      );
+      logitBiasOf(opened, request.logitBias);
+      const started = performance.now();
+      return withSlot(opened, prompt, request.signal, async (slot, signal) => {
+        const sampled = await sampleOn(
+          opened,
+          loaded,
+          slot,
+          prompt,
+          request,
+          { scorePrompt: request.promptLogprobs === true && request.logprobs !== undefined },
+          signal,
+        );
+        return {
+          text: sampled.text,
+          finishReason: sampled.finishReason,
+          promptTokens: prompt.length,
+          cachedPromptTokens: sampled.cached,
+          completionTokens: sampled.completionTokens,
+          computeMs: performance.now() - started,
+          ...(sampled.promptLogprobs ? { promptLogprobs: sampled.promptLogprobs } : {}),
+          ...(sampled.logprobs ? { logprobs: sampled.logprobs } : {}),
+        };
+      });
     },
     async generate(request: GenerationRequest): Promise<GenerationResult> {
-      if (state.state !== 'ready' || !model || !chatWrapper) throw new Error(`model is ${state.state}`);
-      const loaded = model;
-      const history = toChatHistory(request.messages);
-      const promptText = chatWrapper.generateContextState({ chatHistory: history }).contextText;
+      const { opened, loaded } = ready();
+      if (!chatWrapper) throw new Error('model is not loaded');
+      const contextState = chatWrapper.generateContextState({ chatHistory: toChatHistory(request.messages) });
+      const promptText = contextState.contextText;
       const promptTokens = promptText.tokenize(loaded.tokenizer);
-      const started = performance.now();
-      const maxTokens = request.maxTokens ?? options.defaults.maxTokens;
-      const tokenBias = tokenBiasFor(loaded, request.logitBias);
-      const penalties = penaltiesFor(request, maxTokens);
+      const window = opened.sequenceSize - 1;
+      if (promptTokens.length > window) throw new PromptTooLongError(window, promptTokens.length);
+      logitBiasOf(opened, request.logitBias);
       const grammar = request.responseFormat ? await grammarFor(request.responseFormat) : undefined;
-      const onText = request.onText;
-      return withSlot(promptTokens, request.signal, async (picked, signal) => {
-        const slot = picked.slot;
-        // The sequence's meter counts every sampled token, those held back by stop detection included.
-        const meterBefore = slot.chat.sequence.tokenMeter.getState();
-        const stop = request.stop ?? [];
-        const sampled: Token[] = [];
-        const released = promptTokens.slice(-DETOKENIZER_TRAIL);
-        const generation = () =>
-          slot.chat.generateResponse(history, {
-            signal,
-            stopOnAbortSignal: true,
-            maxTokens,
-            temperature: request.temperature ?? options.defaults.temperature,
-            topP: request.topP ?? options.defaults.topP,
-            seed: samplerSeed(request.seed),
-            ...(tokenBias ? { tokenBias } : {}),
-            ...(penalties ? { repeatPenalty: penalties } : {}),
-            ...(grammar ? { grammar } : {}),
-            ...(stop.length > 0 ? { customStopTriggers: stop } : {}),
-            ...(onText
-              ? {
-                  // One piece per token, as llama.cpp's server streams (see piecesPerToken).
-                  onResponseChunk: (chunk: { type?: unknown; tokens: Token[]; text: string }) => {
-                    if (chunk.type !== undefined) return;
-                    for (const piece of piecesPerToken(loaded, chunk.tokens, chunk.text, released)) onText(piece);
-                    released.push(...chunk.tokens);
-                    released.splice(0, released.length - DETOKENIZER_TRAIL);
-                  },
-                }
-              : {}),
-          });
-        const response =
-          request.logprobs !== undefined
-            ? await recordingSampledTokens(slot.chat.sequence, sampled, generation)
-            : await generation();
-        const reason = response.metadata.stopReason;
-        const finishReason: FinishReason =
-          reason === 'abort' ? 'cancelled' : reason === 'maxTokens' ? 'length' : 'stop';
-        const completionTokens = slot.chat.sequence.tokenMeter.diff(meterBefore).usedOutputTokens;
-        const logprobs =
-          request.logprobs !== undefined && finishReason !== 'cancelled'
-            ? await generatedLogprobs(slot.chat.sequence, promptTokens, sampled, request.logprobs)
-            : undefined;
+      const triggers = stopTriggersOf(loaded, contextState.stopGenerationTriggers);
+      const started = performance.now();
+      return withSlot(opened, promptTokens, request.signal, async (slot, signal) => {
+        const sampled = await sampleOn(
+          opened,
+          loaded,
+          slot,
+          promptTokens,
+          request,
+          { grammar, triggers, trimStart: true },
+          signal,
+        );
         return {
-          text: response.response,
-          finishReason,
+          text: sampled.text,
+          finishReason: sampled.finishReason,
           prompt: promptText.toString(),
           promptTokens: promptTokens.length,
-          // The last prompt token is always evaluated again: its logits give the first answer token.
-          cachedPromptTokens: Math.min(picked.shared, Math.max(0, promptTokens.length - 1)),
-          completionTokens,
+          cachedPromptTokens: sampled.cached,
+          completionTokens: sampled.completionTokens,
           computeMs: performance.now() - started,
-          ...(logprobs ? { logprobs } : {}),
+          ...(sampled.logprobs ? { logprobs: sampled.logprobs } : {}),
         };
       });
     },
     async close() {
       for (const controller of running) controller.abort(new Error('runtime closing'));
       await loading?.catch(() => undefined);
-      for (const slot of slots) slot.chat.dispose({ disposeSequence: true });
       slots = [];
-      await context?.dispose();
+      await decoder?.close();
       await model?.dispose();
       state = { state: 'closed', detail: 'closed' };
     },

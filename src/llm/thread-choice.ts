@@ -1,14 +1,12 @@
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
 import type { Logger } from '../core/logger.ts';
 
 /**
  * The thread count `serving.llamaCpp.maxThreads: auto` serves a model with: the fastest of a few
  * candidates, timed on this machine with this model at its first load and kept under the data
- * dir. No fixed rule is right everywhere: on a 2-core VM one thread decoded a 27M-parameter
- * model about twice as fast as two (node-llama-cpp starts an OS thread per decode step, which
- * costs more than such a model's compute), while two threads were faster on a 309M one.
+ * dir. No fixed rule is right everywhere: one thread per core is what llama.cpp's server takes,
+ * but a busy or oversubscribed host, or a model too small to split, can decode faster on fewer.
  */
 export interface ThreadChoice {
   threads: number;
@@ -20,8 +18,14 @@ export interface ThreadChoice {
   measureMs: number;
 }
 
+/**
+ * Greedy single-stream decoding at a given thread count, from a short prompt, for as long as
+ * `onToken` returns true (an end-of-generation token does not end it).
+ */
+export type DecodeProbe = (threads: number, onToken: () => boolean) => Promise<void>;
+
 export interface ChooseThreadsOptions {
-  model: LlamaModel;
+  probe: DecodeProbe;
   modelPath: string;
   /** The most threads a context may use: one per core. */
   cores: number;
@@ -62,9 +66,6 @@ const TIMED_MS = 400;
 const ROUNDS = 2;
 /** A candidate below this fraction of the leader's speed has lost: it is not timed further. */
 const CLEAR_LOSS = 0.5;
-const PROBE_CONTEXT = 128;
-/** Kept short: a candidate's prompt is evaluated untimed, which is slow on the slow ones. */
-const PROBE_TEXT = 'Bertha';
 
 /** 1, 2, half the cores and all of them: at most four, none above the core count. */
 export function threadCandidates(cores: number): number[] {
@@ -99,90 +100,57 @@ async function storeChoice(cacheFile: string, key: string, choice: StoredChoice)
 }
 
 /**
- * Greedy single-stream decode speed on `sequence` in tokens/s, after `warmup` tokens (or
- * `WARMUP_MS`) untimed. An end-of-generation token is replaced so that the run goes on
- * (random-weight models emit them). A run slower than `giveUpBelow` tokens/s after `WARMUP_MS`
- * ends early with its speed so far.
+ * Greedy single-stream decode speed in tokens/s at `threads`, after `warmup` tokens (or
+ * `WARMUP_MS`) untimed. A run slower than `giveUpBelow` tokens/s after `WARMUP_MS` ends early
+ * with its speed so far.
  */
-async function decodeSpeed(
-  model: LlamaModel,
-  sequence: LlamaContextSequence,
-  prompt: Token[],
-  warmup: number,
-  giveUpBelow: number,
-): Promise<number> {
-  await sequence.clearHistory();
-  const substitute = prompt[prompt.length - 1] as Token;
+async function decodeSpeed(probe: DecodeProbe, threads: number, warmup: number, giveUpBelow: number): Promise<number> {
   const evaluating = performance.now();
-  const tokens = sequence.evaluate(prompt, { temperature: 0, yieldEogToken: true });
   let produced = 0;
   let untimed = 0;
   let started = 0;
   let timedMs = 0;
-  let replacement: Token | undefined;
-  try {
-    for (;;) {
-      const next = await tokens.next(replacement);
-      if (next.done) break;
-      produced++;
-      const now = performance.now();
-      const overall = (produced * 1000) / (now - evaluating);
-      // Already a clear loss counting the prompt's step: more tokens would only cost time.
-      if (now - evaluating >= WARMUP_MS && overall < giveUpBelow) return overall;
-      if (started === 0) {
-        if (produced >= warmup || now - evaluating >= WARMUP_MS) {
-          started = now;
-          untimed = produced;
-        }
-      } else {
-        timedMs = now - started;
-        if (produced - untimed >= TIMED_TOKENS || timedMs >= TIMED_MS) break;
-      }
-      replacement = model.isEogToken(next.value) ? substitute : undefined;
+  let gaveUp: number | undefined;
+  await probe(threads, () => {
+    produced++;
+    const now = performance.now();
+    const overall = (produced * 1000) / (now - evaluating);
+    // Already a clear loss counting the prompt's step: more tokens would only cost time.
+    if (now - evaluating >= WARMUP_MS && overall < giveUpBelow) {
+      gaveUp = overall;
+      return false;
     }
-  } finally {
-    await tokens.return();
-  }
+    if (started === 0) {
+      if (produced >= warmup || now - evaluating >= WARMUP_MS) {
+        started = now;
+        untimed = produced;
+      }
+      return true;
+    }
+    timedMs = now - started;
+    return produced - untimed < TIMED_TOKENS && timedMs < TIMED_MS;
+  });
+  if (gaveUp !== undefined) return gaveUp;
   const timed = produced - untimed;
   if (started === 0 || timed <= 0 || timedMs <= 0) throw new Error(`decode probe produced ${produced} tokens`);
   return (timed * 1000) / timedMs;
 }
 
-/** Times each candidate on its own short-lived context: a context's thread count is fixed when it is created. */
+/** Times each candidate in turn, each keeping its best run. */
 async function measure(options: ChooseThreadsOptions, candidates: number[]): Promise<Record<string, number>> {
-  const { model } = options;
-  const text = model.tokenize(PROBE_TEXT);
-  const bos = model.tokens.bos;
-  const prompt = [...(bos !== null ? [bos] : []), ...text];
-  if (prompt.length === 0) throw new Error('the model tokenizes the probe text to nothing');
-  const contextSize = Math.max(PROBE_CONTEXT, prompt.length + WARMUP_TOKENS + TIMED_TOKENS + 8);
   const best: Record<string, number> = {};
-  const contexts: Array<{ threads: number; context: LlamaContext; sequence: LlamaContextSequence }> = [];
-  try {
-    for (const threads of candidates) {
-      const context = await model.createContext({
-        sequences: 1,
-        contextSize,
-        threads,
-        ...(options.signal ? { createSignal: options.signal } : {}),
-      });
-      contexts.push({ threads, context, sequence: context.getSequence() });
+  for (let round = 0; round < ROUNDS; round++) {
+    // Every other round in reverse, so that no candidate always runs first on a cold machine.
+    const order = round % 2 === 0 ? candidates : [...candidates].reverse();
+    for (const threads of order) {
+      const leader = Math.max(0, ...Object.values(best));
+      // Under half the leader's speed after a round is a clear loss: not worth timing again.
+      if (round > 0 && (best[threads] ?? 0) < leader * CLEAR_LOSS) continue;
+      options.signal?.throwIfAborted();
+      const warmup = round === 0 ? WARMUP_TOKENS : REWARM_TOKENS;
+      const speed = await decodeSpeed(options.probe, threads, warmup, leader * CLEAR_LOSS);
+      best[threads] = Math.max(best[threads] ?? 0, speed);
     }
-    for (let round = 0; round < ROUNDS; round++) {
-      // Every other round in reverse, so that no candidate always runs first on a cold machine.
-      const order = round % 2 === 0 ? contexts : [...contexts].reverse();
-      for (const { threads, sequence } of order) {
-        const leader = Math.max(0, ...Object.values(best));
-        // Under half the leader's speed after a round is a clear loss: not worth timing again.
-        if (round > 0 && (best[threads] ?? 0) < leader * CLEAR_LOSS) continue;
-        options.signal?.throwIfAborted();
-        const warmup = round === 0 ? WARMUP_TOKENS : REWARM_TOKENS;
-        const speed = await decodeSpeed(model, sequence, prompt, warmup, leader * CLEAR_LOSS);
-        best[threads] = Math.max(best[threads] ?? 0, speed);
-      }
-    }
-  } finally {
-    for (const { context } of contexts) await context.dispose();
   }
   return best;
 }

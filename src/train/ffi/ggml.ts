@@ -1,8 +1,8 @@
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { LibraryHandle } from 'koffi';
 import koffi from 'koffi';
 import { BerthaError } from '../../core/errors.ts';
+import { ggmlBinDir, PINNED_GGML_COMMIT, PINNED_GGML_VERSION } from '../../native/llama-cpp-libs.ts';
 
 /**
  * Bindings to the ggml shared libraries that node-llama-cpp@3.21.1 ships (ggml 0.23.0,
@@ -13,8 +13,7 @@ import { BerthaError } from '../../core/errors.ts';
  * Pointers are BigInt addresses (koffi 3), null when C returns NULL. A failed GGML_ASSERT
  * aborts the whole process: callers validate shapes first and run training in a child.
  */
-export const PINNED_GGML_VERSION = '0.23.0';
-export const PINNED_GGML_COMMIT = '5b4ebc5';
+export { ggmlBinDir, PINNED_GGML_COMMIT, PINNED_GGML_VERSION };
 
 export type Ptr = bigint;
 
@@ -259,20 +258,6 @@ export interface Ggml {
   allocOptimizerParams(params: OptimizerParams): { address: Ptr; update(params: OptimizerParams): void };
   /** A CPU backend with `nThreads` threads, set through the backend registry. */
   cpuBackend(nThreads: number): Ptr;
-}
-
-/** Folder of node-llama-cpp's prebuilt binaries for this platform (libggml-base.so and friends). */
-export function ggmlBinDir(): string {
-  const platformPackage = `@node-llama-cpp/${process.platform}-${process.arch}`;
-  const require = createRequire(import.meta.url);
-  let entry: string;
-  try {
-    // The package exports only dist/index.js; its bins/ folder sits beside dist/.
-    entry = require.resolve(platformPackage, { paths: [dirname(require.resolve('node-llama-cpp'))] });
-  } catch (error) {
-    throw new GgmlLibraryError(`${platformPackage} is not installed; run npm ci`, { cause: String(error) });
-  }
-  return join(dirname(dirname(entry)), 'bins', `${process.platform}-${process.arch}`);
 }
 
 function libraryFile(binDir: string, stem: string): string {

@@ -1,0 +1,27 @@
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { BerthaError } from '../core/errors.ts';
+
+/**
+ * The llama.cpp build Bertha binds directly (the trainer's ggml, the runtime's libllama):
+ * node-llama-cpp@3.21.1 ships ggml 0.23.0 (commit 5b4ebc5) inside llama.cpp 80fb11ac. Struct
+ * layouts are copied from that commit's headers, so a different build is refused.
+ */
+export const PINNED_GGML_VERSION = '0.23.0';
+export const PINNED_GGML_COMMIT = '5b4ebc5';
+
+/** Folder of node-llama-cpp's prebuilt binaries for this platform (libggml-base.so and friends). */
+export function ggmlBinDir(): string {
+  const platformPackage = `@node-llama-cpp/${process.platform}-${process.arch}`;
+  const require = createRequire(import.meta.url);
+  let entry: string;
+  try {
+    // The package exports only dist/index.js; its bins/ folder sits beside dist/.
+    entry = require.resolve(platformPackage, { paths: [dirname(require.resolve('node-llama-cpp'))] });
+  } catch (error) {
+    throw new BerthaError('ggml_unavailable', `${platformPackage} is not installed; run npm ci`, 500, {
+      cause: String(error),
+    });
+  }
+  return join(dirname(dirname(entry)), 'bins', `${process.platform}-${process.arch}`);
+}
