@@ -21,7 +21,8 @@ import { percentile, reportFigures, round } from './stats.ts';
 // Tokens/s and time to first token through Bertha's HTTP API (SSE streaming, answer records,
 // metrics; `bertha up --model` in a child process) against two baselines on the same GGUF, at 1
 // and 4 concurrent streams: node-llama-cpp called directly in this process (LlamaChat on a
-// context sequence, the calls Bertha's runtime makes), and llama.cpp's own llama-server built
+// context sequence, the calls Bertha's runtime made before it decoded through its own loop over
+// libllama, src/llm/native/), and llama.cpp's own llama-server built
 // from the llama.cpp source node-llama-cpp ships (skipped, with a message, without a compiler).
 // The models are random-weight llamas big enough that a token costs what it does in practice:
 // ~27M parameters (8x512, F16) and, for the `big_` figures, ~309M (24x1024, F16).

@@ -9,6 +9,8 @@ import { BerthaError } from '../core/errors.ts';
  */
 export const PINNED_GGML_VERSION = '0.23.0';
 export const PINNED_GGML_COMMIT = '5b4ebc5';
+/** What a build from the bundled source (`npm run build:llama`) reports as ggml's commit: llama.cpp's own. */
+export const PINNED_LLAMA_CPP_COMMIT = '80fb11a';
 
 /** Folder of node-llama-cpp's prebuilt binaries for this platform (libggml-base.so and friends). */
 export function ggmlBinDir(): string {

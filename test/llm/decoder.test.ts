@@ -124,3 +124,15 @@ test('an aborted generation stops at the next step and leaves its sequence usabl
   expect(next.sampled.length).toBe(3);
   expect(next.result.cancelled).toBe(false);
 });
+
+test('a generation aborted before its first step still leaves its sequence consistent for the next one', async () => {
+  await generate(3, [1, 360, 361, 362, 363], 4);
+  // Shares only BOS with what sequence 3 holds: the rest is dropped before anything runs.
+  const aborted = await generate(3, [1, 370, 371], 4, AbortSignal.abort());
+  expect(aborted.result.cancelled).toBe(true);
+  expect(aborted.sampled).toEqual([]);
+  expect(decoder.held(3)).toEqual([1]);
+  const next = await generate(3, [1, 380, 381, 382], 3);
+  expect(next.result.reused).toBe(1);
+  expect(next.sampled.length).toBe(3);
+});

@@ -209,17 +209,18 @@ export async function openDecoder(options: DecoderOptions): Promise<Decoder> {
     // Sampled tokens first, then prompt chunks in the room left, as llama.cpp's server fills a batch.
     const order = [...running.values()].sort((a, b) => Number(b.sampled > 0) - Number(a.sampled > 0));
     for (const task of order) {
-      if (closed) {
-        finish(task, new DecodeError('the decoder is closing'));
-        continue;
+      // Applied even to a task that ends here: `held` already says the cells are gone.
+      if (task.trimFrom !== undefined) {
+        fn.memory_seq_rm(memory, task.seq, task.trimFrom, -1);
+        task.trimFrom = undefined;
       }
       if (task.signal?.aborted) {
         finish(task);
         continue;
       }
-      if (task.trimFrom !== undefined) {
-        fn.memory_seq_rm(memory, task.seq, task.trimFrom, -1);
-        task.trimFrom = undefined;
+      if (closed) {
+        finish(task, new DecodeError('the decoder is closing'));
+        continue;
       }
       const count = Math.min(task.pending.length, capacity - n);
       if (count === 0) continue;

@@ -2,7 +2,12 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import koffi from 'koffi';
 import { BerthaError } from '../../core/errors.ts';
-import { ggmlBinDir, PINNED_GGML_COMMIT, PINNED_GGML_VERSION } from '../../native/llama-cpp-libs.ts';
+import {
+  ggmlBinDir,
+  PINNED_GGML_COMMIT,
+  PINNED_GGML_VERSION,
+  PINNED_LLAMA_CPP_COMMIT,
+} from '../../native/llama-cpp-libs.ts';
 
 /**
  * Bindings to the libllama that node-llama-cpp@3.21.1 has already loaded into this process
@@ -10,7 +15,8 @@ import { ggmlBinDir, PINNED_GGML_COMMIT, PINNED_GGML_VERSION } from '../../nativ
  * through them instead of node-llama-cpp's context, so that it can attach a persistent ggml
  * threadpool and decode every running sequence in one call, as llama.cpp's own server does.
  * Signatures and struct layouts are copied from that commit's llama.h and ggml.h; any other
- * ggml build is refused, since its structs may be laid out differently.
+ * ggml build is refused, since its structs may be laid out differently (the prebuilt binaries
+ * report ggml's own commit, a build from the bundled source llama.cpp's).
  *
  * Pointers are BigInt addresses (koffi 3), null when C returns NULL.
  */
@@ -319,7 +325,7 @@ export function loadLibLlama(): LibLlama {
   const bindings = fn as unknown as LlamaBindings;
   const version = bindings.ggml_version();
   const commit = bindings.ggml_commit();
-  if (version !== PINNED_GGML_VERSION || commit !== PINNED_GGML_COMMIT) {
+  if (version !== PINNED_GGML_VERSION || (commit !== PINNED_GGML_COMMIT && commit !== PINNED_LLAMA_CPP_COMMIT)) {
     throw new LlamaLibraryError(
       `ggml ${version} (${commit}) is loaded, but Bertha's llama.cpp struct layouts are for ggml ${PINNED_GGML_VERSION} (${PINNED_GGML_COMMIT}); install node-llama-cpp@3.21.1`,
       { version, commit, dir },
