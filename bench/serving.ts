@@ -14,6 +14,7 @@ import {
 } from 'node-llama-cpp';
 import { LLAMA2_CHAT_TEMPLATE, llamaTensorShapes, writeLlamaGguf } from '../src/gguf/index.ts';
 import { toChatHistory } from '../src/llm/llama-cpp.ts';
+import { LLAMA_CMAKE_OPTIONS } from '../src/native/llama-cpp-libs.ts';
 import { tinySentencePieceTokenizer } from '../test/fixtures/tiny-llama.ts';
 import { type LlamaServer, llamaServerBinary, residentBytes, startLlamaServer } from './lib/llama-server.ts';
 import { percentile, reportFigures, round } from './stats.ts';
@@ -28,7 +29,7 @@ import { percentile, reportFigures, round } from './stats.ts';
 // ~27M parameters (8x512, F16) and, for the `big_` figures, ~309M (24x1024, F16).
 const MAX_TOKENS = Number(process.env.BENCH_MAX_TOKENS ?? 48);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
-const BIG_ROUNDS = Number(process.env.BENCH_BIG_ROUNDS ?? 2);
+const BIG_ROUNDS = Number(process.env.BENCH_BIG_ROUNDS ?? 3);
 const THREADS = Number(process.env.BENCH_THREADS ?? availableParallelism());
 const PARALLEL = 4;
 const CONTEXT_SIZE = 1024;
@@ -111,7 +112,14 @@ type StreamRunner = (slot: number, index: number) => Promise<StreamTiming>;
 const progress = (message: string) => process.stderr.write(`${message}\n`);
 
 // --- raw node-llama-cpp -------------------------------------------------------------------
-const llama = await getLlama({ build: 'never', gpu: false, maxThreads: THREADS, logLevel: LlamaLogLevel.error });
+// The binary Bertha serves with: a local build from `npm run build:llama` where there is one.
+const llama = await getLlama({
+  build: 'never',
+  cmakeOptions: { ...LLAMA_CMAKE_OPTIONS },
+  gpu: false,
+  maxThreads: THREADS,
+  logLevel: LlamaLogLevel.error,
+});
 
 async function rawRunner(model: LlamaModel): Promise<{ run: StreamRunner; context: LlamaContext }> {
   const context = await model.createContext({
@@ -220,8 +228,10 @@ interface Measured {
 }
 
 /**
- * Alternates the sides round by round (each round in turn forwards and backwards) so that
- * machine noise hits every side alike.
+ * Rotates the order of the sides round by round, so that each takes every place in turn:
+ * machine noise hits every side alike, and so does idleness (on these VMs the first prompt a
+ * process evaluates after a few idle seconds takes about twice as long, so a side always run
+ * in the middle would only ever be timed cold).
  */
 async function measure(runners: Partial<Record<Side, StreamRunner>>, rounds: number, label: string) {
   const sides = Object.keys(runners) as Side[];
@@ -235,7 +245,7 @@ async function measure(runners: Partial<Record<Side, StreamRunner>>, rounds: num
     index += PARALLEL;
   }
   for (let round = 0; round < rounds; round++) {
-    const order = round % 2 === 0 ? sides : [...sides].reverse();
+    const order = sides.map((_, i) => sides[(i + round) % sides.length] as Side);
     for (const side of order) {
       const timing = await (runners[side] as StreamRunner)(0, index++);
       results[side].single.tokens += timing.tokens;

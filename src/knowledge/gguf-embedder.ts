@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { getLlama, type LlamaEmbeddingContext, type LlamaModel } from 'node-llama-cpp';
+import { LLAMA_CMAKE_OPTIONS } from '../native/llama-cpp-libs.ts';
 import { type Embedder, l2Normalise } from './embedder.ts';
 import { EmbedderError } from './errors.ts';
 
@@ -14,7 +15,11 @@ export async function createGgufEmbedder(options: GgufEmbedderOptions): Promise<
   let model: LlamaModel;
   let context: LlamaEmbeddingContext;
   try {
-    const llama = await getLlama({ build: 'never', maxThreads: options.threads });
+    const llama = await getLlama({
+      build: 'never',
+      cmakeOptions: { ...LLAMA_CMAKE_OPTIONS },
+      maxThreads: options.threads,
+    });
     model = await llama.loadModel({ modelPath: path.resolve(options.modelPath) });
     context = await model.createEmbeddingContext({ threads: options.threads });
   } catch (error) {

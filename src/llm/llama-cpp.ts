@@ -13,6 +13,7 @@ import type {
 import { ValidationError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { BYTE_LEVEL_CHARS } from '../gguf/index.ts';
+import { LLAMA_CMAKE_OPTIONS } from '../native/llama-cpp-libs.ts';
 import { finiteNumbers, grammarSchemaFor } from './json-schema-grammar.ts';
 import { type Decoder, openDecoder, type TokenOutput } from './native/decoder.ts';
 import type { Ptr } from './native/libllama.ts';
@@ -85,6 +86,7 @@ function sharedLlama(
   if (!llama) {
     llama = getLlama({
       build: 'never',
+      cmakeOptions: { ...LLAMA_CMAKE_OPTIONS },
       gpu: gpu === 'off' ? false : gpu,
       maxThreads,
       logLevel: LlamaLogLevel.warn,
@@ -396,6 +398,7 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
         sequenceSize,
         batchSize: options.batchSize,
         threads: poolThreads,
+        binary: llama.buildType === 'localBuild' ? 'localBuild' : 'prebuilt',
         onProgress: (progress) => {
           state = { state: 'loading', detail: `loading ${options.modelPath}`, progress: progress * 0.9 };
         },

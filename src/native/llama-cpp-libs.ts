@@ -27,3 +27,12 @@ export function ggmlBinDir(): string {
   }
   return join(dirname(dirname(entry)), 'bins', `${process.platform}-${process.arch}`);
 }
+
+/**
+ * What `npm run build:llama` passes to node-llama-cpp's source build, and every `getLlama` asks
+ * for, so that they find that build (node-llama-cpp keys local builds by their cmake options;
+ * without one it loads the prebuilt binary). No OpenMP: Bertha's decoder attaches ggml's own
+ * persistent threadpool, and calls `llama_decode` from whichever libuv worker is free, where
+ * OpenMP would keep a spinning thread team per calling thread.
+ */
+export const LLAMA_CMAKE_OPTIONS: Readonly<Record<string, string>> = { GGML_OPENMP: 'OFF' };

@@ -19,6 +19,8 @@ export interface DecoderOptions {
   /** Most tokens one decode takes (llama.cpp's n_batch). */
   batchSize: number;
   threads: number;
+  /** Which llama.cpp node-llama-cpp loaded: the decoder binds the same one. */
+  binary?: 'localBuild' | 'prebuilt' | undefined;
   /** 0..1 while the weights load. */
   onProgress?: ((progress: number) => void) | undefined;
 }
@@ -108,7 +110,7 @@ const sharedPrefix = (a: readonly number[], b: readonly number[]) => {
 };
 
 export async function openDecoder(options: DecoderOptions): Promise<Decoder> {
-  const lib = loadLibLlama();
+  const lib = loadLibLlama(options.binary);
   const { fn } = lib;
   const modelParams = fn.model_default_params();
   modelParams.n_gpu_layers = options.gpuLayers;

@@ -259,16 +259,21 @@ export interface LibLlama {
 }
 
 /**
- * The folder of the libllama this process has mapped already (node-llama-cpp's addon loads it
- * from its prebuilt package or from a local build), else node-llama-cpp's prebuilt folder.
- * Binding the very library the addon uses keeps one copy of llama.cpp's global state.
+ * The folder of the libllama node-llama-cpp's addon has mapped into this process, from a local
+ * build (`localBuild`) or its prebuilt package; node-llama-cpp's prebuilt folder when none is
+ * mapped yet. Binding the very library the addon uses keeps one copy of llama.cpp's state.
  */
-function loadedLibraryDir(): string {
+function loadedLibraryDir(binary: 'localBuild' | 'prebuilt'): string {
   if (process.platform === 'linux') {
     try {
-      const maps = readFileSync('/proc/self/maps', 'utf8');
-      const match = /\s(\/\S*\/libllama[^/\s]*\.so)\s*$/m.exec(maps);
-      if (match?.[1]) return dirname(match[1]);
+      const mapped = readFileSync('/proc/self/maps', 'utf8')
+        .split('\n')
+        .map((line) => line.split(/\s+/).at(-1) ?? '')
+        .filter((file) => /\/libllama[^/]*\.so$/.test(file));
+      const local = mapped.find((file) => file.includes('/localBuilds/'));
+      const prebuilt = mapped.find((file) => !file.includes('/localBuilds/'));
+      const file = binary === 'localBuild' ? local : prebuilt;
+      if (file) return dirname(file);
     } catch {
       // Not readable: fall back to the prebuilt folder.
     }
@@ -289,19 +294,21 @@ function libraryIn(dir: string, pattern: RegExp, fallback: string): string {
   return join(dir, process.platform === 'darwin' ? `${fallback}.dylib` : `${fallback}.so`);
 }
 
-let loaded: LibLlama | undefined;
+const loaded = new Map<string, LibLlama>();
 
 /**
- * Binds libllama and the ggml libraries beside it. Call after node-llama-cpp's `getLlama()`,
- * which initialises the backend and loads the CPU variant for this machine.
+ * Binds libllama and the ggml libraries beside it, from the binary node-llama-cpp loaded. Call
+ * after node-llama-cpp's `getLlama()`, which initialises the backend and loads the CPU variant
+ * for this machine.
  */
-export function loadLibLlama(): LibLlama {
-  if (loaded) return loaded;
-  const dir = loadedLibraryDir();
+export function loadLibLlama(binary: 'localBuild' | 'prebuilt' = 'prebuilt'): LibLlama {
+  const dir = loadedLibraryDir(binary);
+  const bound = loaded.get(dir);
+  if (bound) return bound;
   const files: Record<Library, string> = {
-    llama: libraryIn(dir, /^libllama(\.v[\d.]+)?\.(so|dylib)$/, 'libllama.v0.4.0'),
+    llama: libraryIn(dir, /^libllama(\.v[\w.]+)?\.(so|dylib)$/, 'libllama.v0.4.0'),
     base: libraryIn(dir, /^libggml-base\.(so|dylib)$/, 'libggml-base'),
-    ggml: libraryIn(dir, /^libggml(\.v[\d.]+)?\.(so|dylib)$/, 'libggml.v0.4.0'),
+    ggml: libraryIn(dir, /^libggml(\.v[\w.]+)?\.(so|dylib)$/, 'libggml.v0.4.0'),
   };
   const libs = {} as Record<Library, ReturnType<typeof koffi.load>>;
   for (const [name, file] of Object.entries(files) as Array<[Library, string]>) {
@@ -331,7 +338,7 @@ export function loadLibLlama(): LibLlama {
       { version, commit, dir },
     );
   }
-  loaded = {
+  const library: LibLlama = {
     dir,
     fn: bindings,
     threadpool(threads) {
@@ -358,7 +365,8 @@ export function loadLibLlama(): LibLlama {
       }
     },
   };
-  return loaded;
+  loaded.set(dir, library);
+  return library;
 }
 
 export { batchType, chainParamsType, contextParamsType, modelParamsType };
