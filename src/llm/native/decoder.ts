@@ -65,13 +65,12 @@ export interface TaskResult {
 export interface Decoder {
   readonly sequenceSize: number;
   readonly vocabSize: number;
-  readonly threads: number;
   readonly vocab: Ptr;
   /** Threads of the pool that decode (at most the pool's size); only while no task runs. */
   setThreads(threads: number): void;
   readonly lib: LibLlama;
-  /** Decodes run and tokens they evaluated, since the decoder opened. */
-  readonly stats: { decodes: number; tokens: number; sequencesPerDecode: number[] };
+  /** Decodes run since the decoder opened, and how many sequences each of the last 512 carried. */
+  readonly stats: { decodes: number; sequencesPerDecode: number[] };
   /** Tokens sequence `seq` holds in its KV cache. */
   held(seq: number): readonly number[];
   generate(task: GenerateTask): Promise<TaskResult>;
@@ -179,9 +178,8 @@ export async function openDecoder(options: DecoderOptions): Promise<Decoder> {
   const running = new Map<number, Running>();
   let looping: Promise<void> | undefined;
   let closed = false;
-  let currentThreads = options.threads;
   // The last few hundred decodes' sequence counts: what batching achieved, for tests and benchmarks.
-  const stats = { decodes: 0, tokens: 0, sequencesPerDecode: [] as number[] };
+  const stats = { decodes: 0, sequencesPerDecode: [] as number[] };
 
   const decode = (n: number) =>
     new Promise<number>((resolve, reject) => {
@@ -240,7 +238,6 @@ export async function openDecoder(options: DecoderOptions): Promise<Decoder> {
     }
     if (n === 0) return;
     stats.decodes++;
-    stats.tokens += n;
     stats.sequencesPerDecode.push(entries.length);
     if (stats.sequencesPerDecode.length > 512) stats.sequencesPerDecode.shift();
     const rc = await decode(n);
@@ -332,9 +329,6 @@ export async function openDecoder(options: DecoderOptions): Promise<Decoder> {
   return {
     sequenceSize,
     vocabSize,
-    get threads() {
-      return currentThreads;
-    },
     vocab,
     lib,
     stats,
@@ -349,7 +343,6 @@ export async function openDecoder(options: DecoderOptions): Promise<Decoder> {
     setThreads(threads) {
       if (running.size > 0) throw new DecodeError('cannot change threads while decoding');
       fn.set_n_threads(ctx, threads, threads);
-      currentThreads = threads;
     },
     score(task) {
       return start(

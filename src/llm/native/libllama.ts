@@ -258,40 +258,36 @@ export interface LibLlama {
   threadpool(threads: number): { pool: Ptr; free(): void };
 }
 
+/** Every file this process has mapped (Linux); empty where that cannot be read. */
+function mappedFiles(): string[] {
+  if (process.platform !== 'linux') return [];
+  try {
+    return readFileSync('/proc/self/maps', 'utf8')
+      .split('\n')
+      .map((line) => line.split(/\s+/).at(-1) ?? '')
+      .filter((file) => file.startsWith('/'));
+  } catch {
+    return [];
+  }
+}
+
 /**
  * The folder of the libllama node-llama-cpp's addon has mapped into this process, from a local
  * build (`localBuild`) or its prebuilt package; node-llama-cpp's prebuilt folder when none is
  * mapped yet. Binding the very library the addon uses keeps one copy of llama.cpp's state.
  */
-function loadedLibraryDir(binary: 'localBuild' | 'prebuilt'): string {
-  if (process.platform === 'linux') {
-    try {
-      const mapped = readFileSync('/proc/self/maps', 'utf8')
-        .split('\n')
-        .map((line) => line.split(/\s+/).at(-1) ?? '')
-        .filter((file) => /\/libllama[^/]*\.so$/.test(file));
-      const local = mapped.find((file) => file.includes('/localBuilds/'));
-      const prebuilt = mapped.find((file) => !file.includes('/localBuilds/'));
-      const file = binary === 'localBuild' ? local : prebuilt;
-      if (file) return dirname(file);
-    } catch {
-      // Not readable: fall back to the prebuilt folder.
-    }
-  }
-  return ggmlBinDir();
+function loadedLibraryDir(mapped: string[], binary: 'localBuild' | 'prebuilt'): string {
+  const libllamas = mapped.filter((file) => /\/libllama[^/]*\.so$/.test(file));
+  const file = libllamas.find((candidate) => candidate.includes('/localBuilds/') === (binary === 'localBuild'));
+  return file ? dirname(file) : ggmlBinDir();
 }
 
-function libraryIn(dir: string, pattern: RegExp, fallback: string): string {
-  try {
-    const maps = process.platform === 'linux' ? readFileSync('/proc/self/maps', 'utf8') : '';
-    for (const line of maps.split('\n')) {
-      const file = line.split(/\s+/).at(-1) ?? '';
-      if (file.startsWith(`${dir}/`) && pattern.test(file.slice(dir.length + 1))) return file;
-    }
-  } catch {
-    // Fall through to the prebuilt name.
-  }
-  return join(dir, process.platform === 'darwin' ? `${fallback}.dylib` : `${fallback}.so`);
+/** The mapped library in `dir` whose name matches (a local build's names carry a hash), else the prebuilt name. */
+function libraryIn(mapped: string[], dir: string, pattern: RegExp, fallback: string): string {
+  const file = mapped.find(
+    (candidate) => candidate.startsWith(`${dir}/`) && pattern.test(candidate.slice(dir.length + 1)),
+  );
+  return file ?? join(dir, process.platform === 'darwin' ? `${fallback}.dylib` : `${fallback}.so`);
 }
 
 const loaded = new Map<string, LibLlama>();
@@ -302,13 +298,14 @@ const loaded = new Map<string, LibLlama>();
  * for this machine.
  */
 export function loadLibLlama(binary: 'localBuild' | 'prebuilt' = 'prebuilt'): LibLlama {
-  const dir = loadedLibraryDir(binary);
+  const mapped = mappedFiles();
+  const dir = loadedLibraryDir(mapped, binary);
   const bound = loaded.get(dir);
   if (bound) return bound;
   const files: Record<Library, string> = {
-    llama: libraryIn(dir, /^libllama(\.v[\w.]+)?\.(so|dylib)$/, 'libllama.v0.4.0'),
-    base: libraryIn(dir, /^libggml-base\.(so|dylib)$/, 'libggml-base'),
-    ggml: libraryIn(dir, /^libggml(\.v[\w.]+)?\.(so|dylib)$/, 'libggml.v0.4.0'),
+    llama: libraryIn(mapped, dir, /^libllama(\.v[\w.]+)?\.(so|dylib)$/, 'libllama.v0.4.0'),
+    base: libraryIn(mapped, dir, /^libggml-base\.(so|dylib)$/, 'libggml-base'),
+    ggml: libraryIn(mapped, dir, /^libggml(\.v[\w.]+)?\.(so|dylib)$/, 'libggml.v0.4.0'),
   };
   const libs = {} as Record<Library, ReturnType<typeof koffi.load>>;
   for (const [name, file] of Object.entries(files) as Array<[Library, string]>) {
