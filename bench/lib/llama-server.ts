@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import path from 'node:path';
+import { freePort } from '../../test/helpers/free-port.ts';
 
 /**
  * llama.cpp's own `llama-server`, built from the llama.cpp source node-llama-cpp ships, as the
@@ -85,19 +85,6 @@ export function llamaServerBinary(log: (line: string) => void): LlamaServerBuild
   }
   log(`llama-server built in ${Math.round((performance.now() - started) / 1000)} s`);
   return { binary, commit };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }
 
 export interface LlamaServer {

@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import YAML from 'yaml';
 import { writeTinyLlama } from '../fixtures/tiny-llama.ts';
+import { freePort } from '../helpers/free-port.ts';
 import { deleteStream, freshStream, NATS_TEST_URL, natsAvailable } from '../helpers/nats.ts';
 import { dropSchema, freshSchemaName, POSTGRES_TEST_URL, postgresAvailable } from '../helpers/postgres.ts';
 import { tempDir } from '../helpers/temp.ts';
@@ -17,14 +17,6 @@ type Loose = any;
 
 const BIN = path.resolve('bin/bertha.js');
 const IMAGE_USER = '10001';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** The `status` and parsed body of a fetch made inside the container, or undefined while it cannot connect. */
 function answerInside(container: string, url: string, init?: RequestInit): { status: number; body: Loose } | undefined {
