@@ -4,6 +4,8 @@ import type {
   ChatHistoryItem,
   ChatWrapper,
   GbnfJsonSchema,
+  GgmlType,
+  GgufTensorInfo,
   Llama,
   LlamaGrammar,
   LlamaModel,
@@ -108,6 +110,24 @@ function sharedLlama(
 /** Which llama.cpp binary serves: a build for this machine (`npm run build:llama`) or node-llama-cpp's prebuilt one. */
 function binaryDetail(buildType: Llama['buildType']): string {
   return buildType === 'localBuild' ? 'local build' : 'prebuilt binary';
+}
+
+/**
+ * Whether most weights of the GGUF are F16. node-llama-cpp's prebuilt CPU libraries are compiled
+ * by GCC 11, which spills tinyBLAS's F16 accumulators to the stack: prompts over F16 weights
+ * evaluate at about half a native build's speed (docs/performance.md). Quantized weights run
+ * as fast on either binary.
+ */
+function mostlyF16(tensors: readonly GgufTensorInfo[] | undefined, f16: GgmlType): boolean {
+  let f16Elements = 0;
+  let elements = 0;
+  for (const tensor of tensors ?? []) {
+    if (tensor.dimensions.length < 2) continue;
+    const count = tensor.dimensions.reduce<number>((product, size) => product * Number(size), 1);
+    elements += count;
+    if (tensor.ggmlType === f16) f16Elements += count;
+  }
+  return elements > 0 && f16Elements * 2 > elements;
 }
 
 export function toChatHistory(messages: ChatMessage[]): ChatHistoryItem[] {
@@ -446,6 +466,16 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
         },
         'model loaded',
       );
+      if (
+        !llama.gpu &&
+        llama.buildType !== 'localBuild' &&
+        mostlyF16(loaded.fileInfo.tensorInfo, imported.GgmlType.F16)
+      ) {
+        logger.info(
+          { model: options.modelPath },
+          'F16 weights on the prebuilt CPU binary evaluate prompts at about half the speed of a build for this machine: `npm run build:llama` makes one (cmake and a C++ compiler, about 10 minutes); quantized weights (Q4_K, Q8_0) are as fast on either',
+        );
+      }
     } catch (error) {
       state = { state: 'failed', detail: `cannot load ${options.modelPath}: ${(error as Error).message}` };
       await decoder?.close().catch(() => undefined);
