@@ -27,10 +27,19 @@ import { percentile, reportFigures, round } from './stats.ts';
 // from the llama.cpp source node-llama-cpp ships (skipped, with a message, without a compiler).
 // The models are random-weight llamas big enough that a token costs what it does in practice:
 // ~27M parameters (8x512, F16) and, for the `big_` figures, ~309M (24x1024, F16).
+// BENCH_WEIGHTS=Q8_0 or Q4_K (output Q6_K, as llama-quantize's Q4_K_M) writes them quantized:
+// node-llama-cpp's prebuilt binary evaluates F16 prompts at half a native build's speed and
+// quantized ones alike (docs/performance.md, serving).
 const MAX_TOKENS = Number(process.env.BENCH_MAX_TOKENS ?? 48);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const BIG_ROUNDS = Number(process.env.BENCH_BIG_ROUNDS ?? 3);
 const THREADS = Number(process.env.BENCH_THREADS ?? availableParallelism());
+const WEIGHT_TYPES = ['F16', 'Q8_0', 'Q4_K'] as const;
+const WEIGHTS = process.env.BENCH_WEIGHTS ?? 'F16';
+if (!WEIGHT_TYPES.some((type) => type === WEIGHTS)) {
+  throw new Error(`BENCH_WEIGHTS must be one of ${WEIGHT_TYPES.join(', ')}, got ${WEIGHTS}`);
+}
+const WEIGHT_TYPE = WEIGHTS as (typeof WEIGHT_TYPES)[number];
 const PARALLEL = 4;
 const CONTEXT_SIZE = 1024;
 const dir = mkdtempSync(path.join(tmpdir(), 'bertha-bench-serving-'));
@@ -41,8 +50,18 @@ interface ModelShape {
   nEmbd: number;
   nFf: number;
 }
-const BENCH_MODEL: ModelShape = { label: 'random llama 8x512 F16 (~27M params)', nLayer: 8, nEmbd: 512, nFf: 1536 };
-const BIG_MODEL: ModelShape = { label: 'random llama 24x1024 F16 (~309M params)', nLayer: 24, nEmbd: 1024, nFf: 2816 };
+const BENCH_MODEL: ModelShape = {
+  label: `random llama 8x512 ${WEIGHT_TYPE} (~27M params)`,
+  nLayer: 8,
+  nEmbd: 512,
+  nFf: 1536,
+};
+const BIG_MODEL: ModelShape = {
+  label: `random llama 24x1024 ${WEIGHT_TYPE} (~309M params)`,
+  nLayer: 24,
+  nEmbd: 1024,
+  nFf: 2816,
+};
 
 function seeded(seed: number): () => number {
   let state = seed >>> 0;
@@ -82,7 +101,8 @@ async function writeBenchModel(shape: ModelShape): Promise<string> {
     tokenizer,
     tensors,
     chatTemplate: LLAMA2_CHAT_TEMPLATE,
-    weightType: 'F16',
+    weightType: WEIGHT_TYPE,
+    ...(WEIGHT_TYPE === 'Q4_K' ? { tensorTypes: { 'output.weight': 'Q6_K' } } : {}),
   });
   return modelPath;
 }
