@@ -114,9 +114,9 @@ function binaryDetail(buildType: Llama['buildType']): string {
 
 /**
  * Whether most weights of the GGUF are F16. node-llama-cpp's prebuilt CPU libraries are compiled
- * by GCC 11, which spills tinyBLAS's F16 accumulators to the stack: prompts over F16 weights
- * evaluate at about half a native build's speed (docs/performance.md). Quantized weights run
- * as fast on either binary.
+ * by GCC 11, which spills tinyBLAS's F16 accumulators to the stack: every batch of more than
+ * one token (prompts, concurrent conversations) over F16 weights runs at about half a native
+ * build's speed (docs/performance.md). Quantized weights run as fast on either binary.
  */
 function mostlyF16(tensors: readonly GgufTensorInfo[] | undefined, f16: GgmlType): boolean {
   let f16Elements = 0;
@@ -473,7 +473,7 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
       ) {
         logger.info(
           { model: options.modelPath },
-          'F16 weights on the prebuilt CPU binary evaluate prompts at about half the speed of a build for this machine: `npm run build:llama` makes one (cmake and a C++ compiler, about 10 minutes); quantized weights (Q4_K, Q8_0) are as fast on either',
+          'F16 weights on the prebuilt CPU binary evaluate prompts, and several conversations at once, at about half the speed of a build for this machine: `npm run build:llama` makes one (cmake and a C++ compiler, about 10 minutes); quantized weights (Q4_K, Q8_0) are as fast on either',
         );
       }
     } catch (error) {
