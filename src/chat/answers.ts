@@ -1,6 +1,6 @@
 import type { Insertable, Selectable } from 'kysely';
 import type { AnswersTable, MetadataDb } from '../db/index.ts';
-import type { ChatMessage, FinishReason, GenerationParams } from '../llm/index.ts';
+import type { ChatMessage, FinishReason, GenerationParams, ToolCall } from '../llm/index.ts';
 import { NOTHING_TRIMMED, type PromptTrim } from './context-budget.ts';
 import type { AnswerProvenance } from './provenance.ts';
 
@@ -22,7 +22,10 @@ export interface AnswerRecord {
   modelVersion: string;
   messages: ChatMessage[];
   prompt: string;
+  /** The answer's text; with tool calls, what the model wrote before them. */
   answer: string;
+  /** The calls the answer ended with. */
+  toolCalls?: ToolCall[] | undefined;
   params: GenerationParams;
   sources: AnswerSource[];
   trimmed: PromptTrim;
@@ -58,7 +61,8 @@ function toRow(answer: AnswerRecord): Insertable<AnswersTable> {
     messages_json: JSON.stringify(answer.messages),
     prompt: answer.prompt,
     answer: answer.answer,
-    params_json: JSON.stringify({ ...answer.params, finishReason: answer.finishReason }),
+    // The answer's calls ride with its finish reason: both say how it ended.
+    params_json: JSON.stringify({ ...answer.params, finishReason: answer.finishReason, toolCalls: answer.toolCalls }),
     sources_json: JSON.stringify(answer.sources),
     trimmed_json: JSON.stringify(answer.trimmed),
     provenance_json: answer.provenance ? JSON.stringify(answer.provenance) : null,
@@ -77,8 +81,9 @@ function toRow(answer: AnswerRecord): Insertable<AnswersTable> {
 }
 
 function fromRow(row: Selectable<AnswersTable>): AnswerRecord {
-  const { finishReason, ...params } = JSON.parse(row.params_json) as GenerationParams & {
+  const { finishReason, toolCalls, ...params } = JSON.parse(row.params_json) as GenerationParams & {
     finishReason: FinishReason | null;
+    toolCalls?: ToolCall[];
   };
   return {
     id: row.id,
@@ -88,6 +93,7 @@ function fromRow(row: Selectable<AnswersTable>): AnswerRecord {
     messages: JSON.parse(row.messages_json) as ChatMessage[],
     prompt: row.prompt,
     answer: row.answer,
+    ...(toolCalls ? { toolCalls } : {}),
     params,
     sources: JSON.parse(row.sources_json) as AnswerSource[],
     trimmed: row.trimmed_json ? (JSON.parse(row.trimmed_json) as PromptTrim) : NOTHING_TRIMMED,

@@ -1,5 +1,5 @@
 import type { RetrievedChunk } from '../knowledge/index.ts';
-import type { ChatMessage, PromptMeter } from '../llm/index.ts';
+import type { ChatMessage, PromptMeter, ToolDefinition } from '../llm/index.ts';
 import { ContextLengthExceededError } from './errors.ts';
 import { buildPromptMessages, type PromptSettings } from './prompt.ts';
 
@@ -32,6 +32,8 @@ export interface FitPromptInput {
   settings: PromptSettings;
   meter: PromptMeter;
   maxTokens: number;
+  /** The functions shown to the model: their descriptions take room in the prompt too. */
+  tools?: readonly ToolDefinition[] | undefined;
 }
 
 /** A shortened passage shorter than this tells the model too little to be worth its tokens. */
@@ -60,11 +62,17 @@ export function fitPrompt(input: FitPromptInput): FittedPrompt {
   const limit = meter.contextSize;
   const lead = input.messages[0]?.role === 'system' ? [input.messages[0]] : [];
   const rest = input.messages.slice(lead.length);
-  const last = rest.slice(-1);
-  const history = rest.slice(0, -1);
+  // Tool results are read with the assistant message whose calls they answer: together they
+  // are the latest message.
+  let tail = rest.length - 1;
+  while (tail > 0 && rest[tail]?.role === 'tool') tail -= 1;
+  if (rest[tail]?.role !== 'assistant') tail = rest.length - 1;
+  const last = rest.slice(tail);
+  const history = rest.slice(0, tail);
   const build = (chunks: RetrievedChunk[], keep: number) =>
     buildPromptMessages([...lead, ...history.slice(history.length - keep), ...last], chunks, settings);
-  const measure = (chunks: RetrievedChunk[], keep: number) => meter.count(build(chunks, keep));
+  const count = (messages: ChatMessage[]) => meter.count(messages, input.tools);
+  const measure = (chunks: RetrievedChunk[], keep: number) => count(build(chunks, keep));
 
   const whole = measure(input.chunks, history.length);
   if (whole + maxTokens <= limit) {
@@ -124,7 +132,7 @@ export function fitPrompt(input: FitPromptInput): FittedPrompt {
   }
   const keep = starts[low] ?? 0;
   const messages = build(kept, keep);
-  const granted = Math.min(maxTokens, limit - meter.count(messages));
+  const granted = Math.min(maxTokens, limit - count(messages));
   return {
     messages,
     chunks: kept,

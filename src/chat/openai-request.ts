@@ -1,6 +1,7 @@
 import { z } from 'zod';
+import { ValidationError } from '../core/errors.ts';
 import { parseInput } from '../core/validate.ts';
-import type { GenerationParams, ResponseFormat } from '../llm/index.ts';
+import type { GenerationParams, ResponseFormat, ToolChoice, ToolDefinition } from '../llm/index.ts';
 import { UnsupportedParameterError } from './errors.ts';
 
 // Request shapes after https://platform.openai.com/docs/api-reference/chat/create and
@@ -17,18 +18,14 @@ const IGNORED = [
   'prompt_cache_key',
   'prompt_cache_retention',
   'service_tier',
-  'parallel_tool_calls',
 ] as const;
 
-const FUNCTION_CALLING =
-  'function calling is not supported by this server (chat turns are text); for structured output use response_format json_schema';
+const LEGACY_FUNCTIONS = 'the deprecated functions API is not supported: send tools and tool_choice';
 
 /** OpenAI fields refused with a reason, unless they carry their "off" value (what some clients send by default). */
 const REFUSED: Record<string, { reason: string; off: (value: unknown) => boolean }> = {
-  tools: { reason: FUNCTION_CALLING, off: (value) => Array.isArray(value) && value.length === 0 },
-  tool_choice: { reason: FUNCTION_CALLING, off: (value) => value === 'none' },
-  functions: { reason: FUNCTION_CALLING, off: (value) => Array.isArray(value) && value.length === 0 },
-  function_call: { reason: FUNCTION_CALLING, off: (value) => value === 'none' },
+  functions: { reason: LEGACY_FUNCTIONS, off: (value) => Array.isArray(value) && value.length === 0 },
+  function_call: { reason: LEGACY_FUNCTIONS, off: (value) => value === 'none' },
   modalities: {
     reason: 'only text output is supported',
     off: (value) => Array.isArray(value) && value.every((modality) => modality === 'text'),
@@ -60,11 +57,49 @@ const streamOptionsSchema = z.object({ include_usage: z.boolean().nullish() }).n
 const conversationIdSchema = z.string().min(1).max(200).optional();
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() });
-export const messageSchema = z.object({
-  role: z.enum(['system', 'developer', 'user', 'assistant']),
-  content: z.union([z.string(), z.array(textPart)]).nullish(),
-  name: z.string().optional(),
+/** OpenAI's limit on a function's name. */
+const functionName = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'a function name is 1 to 64 letters, digits, _ or -');
+const toolCallSchema = z.object({
+  id: z.string().min(1),
+  type: z.literal('function'),
+  function: z.object({ name: functionName, arguments: z.string() }),
 });
+export const messageSchema = z
+  .object({
+    role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
+    content: z.union([z.string(), z.array(textPart)]).nullish(),
+    name: z.string().optional(),
+    /** An assistant turn's calls. */
+    tool_calls: z.array(toolCallSchema).nullish(),
+    /** The call a `tool` turn answers. */
+    tool_call_id: z.string().min(1).nullish(),
+  })
+  .superRefine((message, context) => {
+    if (message.role === 'tool' && !message.tool_call_id) {
+      context.addIssue({ code: 'custom', path: ['tool_call_id'], message: 'required on a tool message' });
+    }
+    if (message.tool_calls && message.tool_calls.length > 0 && message.role !== 'assistant') {
+      context.addIssue({ code: 'custom', path: ['tool_calls'], message: 'only an assistant message makes tool calls' });
+    }
+  });
+
+const toolSchema = z.object({
+  type: z.literal('function'),
+  function: z.object({
+    name: functionName,
+    description: z.string().nullish(),
+    /** JSON Schema of the arguments object. */
+    parameters: z.record(z.string(), z.unknown()).nullish(),
+    /** Arguments always follow the schema here: every call is sampled under its grammar. */
+    strict: z.boolean().nullish(),
+  }),
+});
+const toolChoiceSchema = z
+  .union([
+    z.enum(['none', 'auto', 'required']),
+    z.object({ type: z.literal('function'), function: z.object({ name: functionName }) }),
+  ])
+  .nullish();
 
 const responseFormatSchema = z
   .discriminatedUnion('type', [
@@ -100,6 +135,9 @@ const chatCompletionSchema = z.object({
   presence_penalty: penaltySchema,
   frequency_penalty: penaltySchema,
   response_format: responseFormatSchema,
+  tools: z.array(toolSchema).max(128).nullish(),
+  tool_choice: toolChoiceSchema,
+  parallel_tool_calls: z.boolean().nullish(),
   conversation_id: conversationIdSchema,
 });
 
@@ -148,7 +186,25 @@ function refuseUnhonoured(body: unknown, shape: Record<string, unknown>): void {
 
 export function parseChatCompletionBody(body: unknown): ChatCompletionBody {
   refuseUnhonoured(body, chatCompletionSchema.shape);
-  return parseInput(chatCompletionSchema, body);
+  const parsed = parseInput(chatCompletionSchema, body);
+  const tools = parsed.tools ?? [];
+  const names = new Set(tools.map((tool) => tool.function.name));
+  if (names.size < tools.length) {
+    throw new ValidationError('invalid request body: tools: two tools share a name', { param: 'tools' });
+  }
+  const choice = parsed.tool_choice;
+  if ((choice === 'required' || typeof choice === 'object') && tools.length === 0) {
+    throw new ValidationError('invalid request body: tool_choice: asks for a tool call, but there are no tools', {
+      param: 'tool_choice',
+    });
+  }
+  if (typeof choice === 'object' && choice !== null && !names.has(choice.function.name)) {
+    throw new ValidationError(
+      `invalid request body: tool_choice: function '${choice.function.name}' is not among the tools`,
+      { param: 'tool_choice' },
+    );
+  }
+  return parsed;
 }
 
 export function parseCompletionBody(body: unknown): CompletionBody {
@@ -174,6 +230,25 @@ export function generationParams(
     logitBias: body.logit_bias && Object.keys(body.logit_bias).length > 0 ? body.logit_bias : undefined,
     presencePenalty: body.presence_penalty || undefined,
     frequencyPenalty: body.frequency_penalty || undefined,
+  };
+}
+
+/** The tools, choice and parallelism of a chat request, as the runtime port names them. */
+export function toolsOf(body: ChatCompletionBody): {
+  tools: ToolDefinition[] | undefined;
+  toolChoice: ToolChoice | undefined;
+  parallelToolCalls: boolean | undefined;
+} {
+  const tools = body.tools?.map((tool) => ({
+    name: tool.function.name,
+    description: tool.function.description ?? undefined,
+    parameters: tool.function.parameters ?? undefined,
+  }));
+  const choice = body.tool_choice;
+  return {
+    tools: tools && tools.length > 0 ? tools : undefined,
+    toolChoice: typeof choice === 'object' && choice !== null ? { name: choice.function.name } : (choice ?? undefined),
+    parallelToolCalls: body.parallel_tool_calls ?? undefined,
   };
 }
 

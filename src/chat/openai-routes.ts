@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { describeError } from '../core/error-body.ts';
 import { UnavailableError, ValidationError } from '../core/errors.ts';
-import type { ChatMessage, CompletionResult, FinishReason, TokenLogprob } from '../llm/index.ts';
+import type { ChatMessage, CompletionResult, FinishReason, TokenLogprob, ToolCall } from '../llm/index.ts';
 import type { AnswerSource } from './answers.ts';
 import { ModelNotFoundError, UnsupportedParameterError } from './errors.ts';
 import {
@@ -10,6 +10,7 @@ import {
   parseChatCompletionBody,
   parseCompletionBody,
   responseFormatOf,
+  toolsOf,
 } from './openai-request.ts';
 import { provenanceJson } from './provenance.ts';
 import type { ChatChoice, ChatService, ChatStart } from './service.ts';
@@ -45,10 +46,29 @@ function textOf(content: OpenAiMessage['content']): string {
 }
 
 function toMessages(messages: OpenAiMessage[]): ChatMessage[] {
-  // `developer` is OpenAI's newer name for the system role.
   return messages.map((message) => ({
+    // `developer` is OpenAI's newer name for the system role.
     role: message.role === 'developer' ? 'system' : message.role,
     content: textOf(message.content),
+    ...(message.tool_calls && message.tool_calls.length > 0
+      ? {
+          toolCalls: message.tool_calls.map((call) => ({
+            id: call.id,
+            name: call.function.name,
+            arguments: call.function.arguments,
+          })),
+        }
+      : {}),
+    ...(message.role === 'tool' && message.tool_call_id ? { toolCallId: message.tool_call_id } : {}),
+  }));
+}
+
+/** OpenAI's `tool_calls` of an assistant message. */
+function toolCallsJson(calls: ToolCall[]) {
+  return calls.map((call) => ({
+    id: call.id,
+    type: 'function' as const,
+    function: { name: call.name, arguments: call.arguments },
   }));
 }
 
@@ -62,8 +82,8 @@ function sourcesJson(sources: AnswerSource[]) {
   }));
 }
 
-function openAiFinishReason(reason: FinishReason): 'stop' | 'length' {
-  return reason === 'length' ? 'length' : 'stop';
+function openAiFinishReason(reason: FinishReason): 'stop' | 'length' | 'tool_calls' {
+  return reason === 'length' || reason === 'tool_calls' ? reason : 'stop';
 }
 
 /** Chat's `choices[].logprobs`: https://platform.openai.com/docs/api-reference/chat/object */
@@ -212,6 +232,11 @@ function createSseWriter(reply: FastifyReply, model: string, choices: number) {
         raw.write(event(index, `"delta":{"content":${JSON.stringify(piece)}},"logprobs":null,"finish_reason":null`));
     },
     choice(index: number, choice: ChatChoice) {
+      // A call is complete only once its arguments are: each goes out whole, in one delta.
+      if (choice.toolCalls && choice.toolCalls.length > 0) {
+        const calls = toolCallsJson(choice.toolCalls).map((call, callIndex) => ({ index: callIndex, ...call }));
+        raw.write(event(index, `"delta":{"tool_calls":${JSON.stringify(calls)}},"logprobs":null,"finish_reason":null`));
+      }
       // The runtime scores a choice once it is complete: its logprobs follow its text.
       if (choice.logprobs && choice.logprobs.length > 0) {
         raw.write(
@@ -276,6 +301,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, chat: ChatService): v
         params: generationParams(body, body.max_completion_tokens ?? body.max_tokens ?? undefined),
         n,
         responseFormat: responseFormatOf(body),
+        ...toolsOf(body),
         logprobs: body.logprobs ? (body.top_logprobs ?? 0) : undefined,
         conversationId: conversationOf(body, request.headers),
         signal: controller.signal,
@@ -291,7 +317,15 @@ export function registerOpenAiRoutes(app: FastifyInstance, chat: ChatService): v
           model: body.model,
           choices: answer.choices.map((choice, index) => ({
             index,
-            message: { role: 'assistant', content: choice.text, refusal: null },
+            message:
+              choice.toolCalls && choice.toolCalls.length > 0
+                ? {
+                    role: 'assistant',
+                    content: choice.text || null,
+                    tool_calls: toolCallsJson(choice.toolCalls),
+                    refusal: null,
+                  }
+                : { role: 'assistant', content: choice.text, refusal: null },
             logprobs: choice.logprobs ? chatLogprobsJson(choice.logprobs) : null,
             finish_reason: openAiFinishReason(choice.finishReason),
           })),

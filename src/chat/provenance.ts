@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ChatMessage, GenerationParams, ResponseFormat } from '../llm/index.ts';
+import type { ChatMessage, GenerationParams, ResponseFormat, ToolChoice, ToolDefinition } from '../llm/index.ts';
 import type { BundleFiles, ModelBundle } from '../models/index.ts';
 import type { AnswerSource } from './answers.ts';
 import type { PromptSettings } from './prompt.ts';
@@ -54,6 +54,10 @@ export interface EffectiveGeneration {
   responseFormat: 'text' | ResponseFormat['type'];
   /** Alternatives per token when log-probabilities were asked; null when not. */
   logprobs: number | null;
+  /** Names of the functions the model was shown (none with `tool_choice: none`). */
+  tools: string[];
+  /** `none`, `auto`, `required`, or the one function it had to call. */
+  toolChoice: string;
 }
 
 /** The prompt template an answer was built with, identified by the digest of its text. */
@@ -133,8 +137,11 @@ export function effectiveGeneration(
     maxTokensRequested: number;
     responseFormat: ResponseFormat | undefined;
     logprobs: number | undefined;
+    tools?: readonly ToolDefinition[] | undefined;
+    toolChoice?: ToolChoice | undefined;
   },
 ): EffectiveGeneration {
+  const choice = options.toolChoice ?? (options.tools ? 'auto' : 'none');
   return {
     temperature: params.temperature,
     topP: params.topP,
@@ -147,6 +154,8 @@ export function effectiveGeneration(
     logitBias: params.logitBias && Object.keys(params.logitBias).length > 0 ? { ...params.logitBias } : null,
     responseFormat: options.responseFormat?.type ?? 'text',
     logprobs: options.logprobs ?? null,
+    tools: options.tools?.map((tool) => tool.name) ?? [],
+    toolChoice: typeof choice === 'object' ? choice.name : choice,
   };
 }
 
@@ -193,6 +202,9 @@ export function provenanceJson(provenance: AnswerProvenance) {
       logit_bias: generation.logitBias,
       response_format: generation.responseFormat,
       logprobs: generation.logprobs,
+      // Answers recorded before tool calling have neither.
+      tools: generation.tools ?? [],
+      tool_choice: generation.toolChoice ?? 'none',
     },
     retrieval: {
       enabled: retrieval.enabled,

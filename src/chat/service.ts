@@ -11,7 +11,11 @@ import type {
   ResponseFormat,
   RuntimeStatus,
   TokenLogprob,
+  ToolCall,
+  ToolChoice,
+  ToolDefinition,
 } from '../llm/index.ts';
+import { offeredTools } from '../llm/index.ts';
 import { createFileDigests, digestBundleFiles, type FileDigests, type ModelBundle } from '../models/index.ts';
 import { servedByChallenger } from '../rollout/index.ts';
 import type { AnswerSource, AnswerStatus, AnswerStore } from './answers.ts';
@@ -39,6 +43,10 @@ export interface ChatRequest {
   /** Choices to generate, one after another on one slot (OpenAI's `n`); unset: 1. */
   n?: number | undefined;
   responseFormat?: ResponseFormat | undefined;
+  /** Functions the model may call; refused by a model whose chat template has no tool calling. */
+  tools?: ToolDefinition[] | undefined;
+  toolChoice?: ToolChoice | undefined;
+  parallelToolCalls?: boolean | undefined;
   /** Log-probabilities of the answer tokens with this many alternatives each (0..20); unset: none. */
   logprobs?: number | undefined;
   conversationId?: string | undefined;
@@ -112,6 +120,8 @@ export interface ChatChoice {
   text: string;
   finishReason: FinishReason;
   completionTokens: number;
+  /** The calls the answer ends with (`finishReason` is `tool_calls`). */
+  toolCalls?: ToolCall[];
   /** One per answer token when the request asked for `logprobs`. */
   logprobs?: TokenLogprob[];
 }
@@ -420,6 +430,8 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
             maxTokensRequested,
             responseFormat: request.responseFormat,
             logprobs: request.logprobs,
+            tools: offeredTools(request.tools, request.toolChoice),
+            toolChoice: request.toolChoice,
           },
         ),
         retrieval: {
@@ -452,7 +464,14 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
         };
         const meter = served.runtime.promptMeter();
         const fitted = meter
-          ? fitPrompt({ messages: request.messages, chunks: retrieved, settings, meter, maxTokens: maxTokensRequested })
+          ? fitPrompt({
+              messages: request.messages,
+              chunks: retrieved,
+              settings,
+              meter,
+              maxTokens: maxTokensRequested,
+              tools: offeredTools(request.tools, request.toolChoice),
+            })
           : {
               messages: buildPromptMessages(request.messages, retrieved, settings),
               chunks: retrieved,
@@ -480,6 +499,9 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
             maxTokens: fitted.maxTokens,
             seed,
             responseFormat: request.responseFormat,
+            tools: request.tools,
+            toolChoice: request.toolChoice,
+            parallelToolCalls: request.parallelToolCalls,
             logprobs: request.logprobs,
             signal: request.signal,
             onText: (piece) => {
@@ -500,6 +522,7 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
             ttftMs,
             latencyMs: performance.now() - arrived,
             seed,
+            ...(result.toolCalls ? { toolCalls: result.toolCalls } : {}),
             ...(result.logprobs ? { logprobs: result.logprobs } : {}),
           };
           generated.push(choice);
@@ -583,6 +606,7 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
           messages: request.messages,
           prompt,
           answer: choice.text,
+          ...(choice.toolCalls ? { toolCalls: choice.toolCalls } : {}),
           params: { ...request.params, seed: choice.seed },
           sources,
           trimmed,
@@ -615,11 +639,12 @@ export function createChatService(deps: ChatServiceDeps): ChatService {
         sources,
         trimmed,
         provenance: provenanceOf(seedOf(0)),
-        choices: generated.map(({ answerId, text, finishReason, completionTokens, logprobs }) => ({
+        choices: generated.map(({ answerId, text, finishReason, completionTokens, toolCalls, logprobs }) => ({
           answerId,
           text,
           finishReason,
           completionTokens,
+          ...(toolCalls ? { toolCalls } : {}),
           ...(logprobs ? { logprobs } : {}),
         })),
         // The prompt as OpenAI counts it: once, however many choices.

@@ -14,5 +14,8 @@ export type {
   RuntimeStatus,
   TokenAlternative,
   TokenLogprob,
+  ToolCall,
+  ToolChoice,
+  ToolDefinition,
 } from './runtime.ts';
-export { PromptTooLongError, UnsupportedValueError } from './runtime.ts';
+export { offeredTools, PromptTooLongError, UnsupportedValueError } from './runtime.ts';

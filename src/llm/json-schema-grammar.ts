@@ -51,10 +51,18 @@ export const SUPPORTED_SCHEMA_KEYWORDS =
   'minItems, maxItems, minLength, maxLength, format (date-time, date, time), enum, const, anyOf, oneOf, ' +
   '$ref into the top-level $defs (or definitions), and annotations such as title and description';
 
-class SchemaRefusal extends Error {}
+/** A JSON-pointer-like path below the schema's root and what is wrong there. */
+class SchemaRefusal extends Error {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${path}: ${reason}`);
+  }
+}
 
 function refuse(path: string, message: string): never {
-  throw new SchemaRefusal(`json_schema.schema${path}: ${message}`);
+  throw new SchemaRefusal(path, message);
 }
 
 const isObject = (value: unknown): value is Schema =>
@@ -79,7 +87,18 @@ function described(schema: Schema, normalized: Schema): Schema {
   return typeof schema.description === 'string' ? { ...normalized, description: schema.description } : normalized;
 }
 
-export function grammarSchemaFor(schema: unknown): GbnfJsonSchema {
+/**
+ * Where a schema comes from in the request: the field named in a refusal (`response_format`,
+ * `tools`) and the schema's own path under it.
+ */
+export interface SchemaSource {
+  param: string;
+  at: string;
+}
+
+const RESPONSE_FORMAT: SchemaSource = { param: 'response_format', at: 'json_schema.schema' };
+
+export function grammarSchemaFor(schema: unknown, source: SchemaSource = RESPONSE_FORMAT): GbnfJsonSchema {
   try {
     if (!isObject(schema)) refuse('', 'expected a JSON Schema object');
     const defs = schema.$defs ?? schema.definitions;
@@ -98,8 +117,8 @@ export function grammarSchemaFor(schema: unknown): GbnfJsonSchema {
   } catch (error) {
     if (!(error instanceof SchemaRefusal)) throw error;
     throw new UnsupportedValueError(
-      'response_format',
-      `response_format: ${error.message}; this server constrains output with a grammar that supports ${SUPPORTED_SCHEMA_KEYWORDS}`,
+      source.param,
+      `${source.param}: ${source.at}${error.path}: ${error.reason}; this server constrains output with a grammar that supports ${SUPPORTED_SCHEMA_KEYWORDS}`,
     );
   }
 }

@@ -2,6 +2,9 @@ import { randomInt } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import type {
   ChatHistoryItem,
+  ChatModelFunctionCall,
+  ChatModelFunctions,
+  ChatModelResponse,
   ChatWrapper,
   GbnfJsonSchema,
   GgmlType,
@@ -30,14 +33,19 @@ import {
   type LlmRuntime,
   type LogLikelihoodRequest,
   type LogLikelihoodResult,
+  offeredTools,
   type PromptMeter,
   PromptTooLongError,
   type ResponseFormat,
   type RuntimeStatus,
   type TokenAlternative,
   type TokenLogprob,
+  type ToolCall,
+  type ToolDefinition,
+  UnsupportedValueError,
 } from './runtime.ts';
 import { chooseThreads, type ThreadChoice } from './thread-choice.ts';
+import { type CallSyntax, callTrigger, parseToolCalls, toolCallGrammar } from './tool-calls.ts';
 
 export interface LlamaCppRuntimeOptions {
   modelPath: string;
@@ -130,15 +138,125 @@ function mostlyF16(tensors: readonly GgufTensorInfo[] | undefined, f16: GgmlType
   return elements > 0 && f16Elements * 2 > elements;
 }
 
+/** JSON text as a value, or the text itself where it is no JSON (a tool's plain-text result). */
+function jsonOrText(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function endsWithCall(item: ChatHistoryItem | undefined): item is ChatModelResponse {
+  const last = item?.type === 'model' ? item.response.at(-1) : undefined;
+  return typeof last === 'object' && last.type === 'functionCall';
+}
+
+/**
+ * OpenAI's messages as node-llama-cpp's chat history. An assistant turn's tool calls carry the
+ * results of the `tool` messages that answer them, and the model's next text continues that
+ * same model turn, as the template renders it. Throws a ValidationError for a call without an
+ * answer or an answer without a call.
+ */
 export function toChatHistory(messages: ChatMessage[]): ChatHistoryItem[] {
-  const history: ChatHistoryItem[] = messages.map((message) => {
-    if (message.role === 'system') return { type: 'system', text: message.content };
-    if (message.role === 'user') return { type: 'user', text: message.content };
-    return { type: 'model', response: [message.content] };
-  });
-  // An empty model turn at the end is where the answer goes (as LlamaChatSession does it).
-  history.push({ type: 'model', response: [] });
+  const results = new Map<string, string>();
+  for (const message of messages) {
+    if (message.role === 'tool' && message.toolCallId !== undefined) results.set(message.toolCallId, message.content);
+  }
+  const called = new Set<string>();
+  const history: ChatHistoryItem[] = [];
+  for (const message of messages) {
+    if (message.role === 'system') history.push({ type: 'system', text: message.content });
+    else if (message.role === 'user') history.push({ type: 'user', text: message.content });
+    else if (message.role === 'tool') {
+      if (message.toolCallId === undefined || !called.has(message.toolCallId)) {
+        throw new ValidationError(
+          `invalid request body: messages: a tool message answers call '${message.toolCallId}', which no earlier assistant message made`,
+          { param: 'messages' },
+        );
+      }
+    } else {
+      const response: ChatModelResponse['response'] = message.content ? [message.content] : [];
+      for (const [index, call] of (message.toolCalls ?? []).entries()) {
+        const result = results.get(call.id);
+        if (result === undefined) {
+          throw new ValidationError(
+            `invalid request body: messages: the assistant's tool call '${call.id}' has no tool message answering it`,
+            { param: 'messages' },
+          );
+        }
+        called.add(call.id);
+        const functionCall: ChatModelFunctionCall = {
+          type: 'functionCall',
+          name: call.name,
+          params: jsonOrText(call.arguments),
+          result: jsonOrText(result),
+          // Calls of one assistant message were made together: one section of calls, then their results.
+          startsNewChunk: index === 0,
+        };
+        response.push(functionCall);
+      }
+      const last = history.at(-1);
+      if (endsWithCall(last)) last.response.push(...response);
+      else history.push({ type: 'model', response });
+    }
+  }
+  // The answer goes in an empty model turn at the end (as LlamaChatSession does it), or goes on
+  // from the results of the calls that end the last one.
+  if (!endsWithCall(history.at(-1))) history.push({ type: 'model', response: [] });
   return history;
+}
+
+/** The tools as node-llama-cpp hands them to the template, parameters as the client wrote them. */
+function functionsOf(tools: readonly ToolDefinition[] | undefined): ChatModelFunctions | undefined {
+  if (!tools || tools.length === 0) return undefined;
+  return Object.fromEntries(
+    tools.map((tool) => [
+      tool.name,
+      {
+        ...(tool.description !== undefined ? { description: tool.description } : {}),
+        ...(tool.parameters !== undefined ? { params: tool.parameters as GbnfJsonSchema } : {}),
+      },
+    ]),
+  );
+}
+
+/** A chat template that renders tools and calls, with the syntax its calls are written in. */
+interface ToolTemplate {
+  wrapper: ChatWrapper;
+  syntax: CallSyntax;
+}
+
+/**
+ * The GGUF's own Jinja template (or the fallback) when it renders `tools` and `tool_calls`, as
+ * node-llama-cpp finds by rendering probe conversations; undefined when it does not. Used as
+ * is: node-llama-cpp's specialised wrappers may write calls in another syntax than the model's.
+ */
+function toolTemplateFor(
+  { JinjaTemplateChatWrapper, LlamaText }: NodeLlamaCpp,
+  model: LlamaModel,
+  fallbackTemplate: string | undefined,
+): ToolTemplate | undefined {
+  const template = model.fileInfo.metadata.tokenizer?.chat_template ?? fallbackTemplate;
+  if (!template) return undefined;
+  let wrapper: InstanceType<NodeLlamaCpp['JinjaTemplateChatWrapper']>;
+  try {
+    wrapper = new JinjaTemplateChatWrapper({ template, tokenizer: model.tokenizer });
+  } catch {
+    return undefined;
+  }
+  if (!wrapper.usingJinjaFunctionCallTemplate) return undefined;
+  const { call, parallelism } = wrapper.settings.functions;
+  const between = parallelism?.call.betweenCalls;
+  return {
+    wrapper,
+    syntax: {
+      prefix: LlamaText(call.prefix).toString().trimStart(),
+      paramsPrefix: LlamaText(call.paramsPrefix).toString(),
+      suffix: LlamaText(call.suffix).toString(),
+      betweenCalls: between === undefined ? undefined : LlamaText(between).toString(),
+    },
+  };
 }
 
 function chatWrapperFor(
@@ -277,6 +395,30 @@ function scoreLogits(logits: Float32Array, token: number, top: number): Scored {
 
 const floored = (logprob: number) => Math.max(Number.isFinite(logprob) ? logprob : LOGPROB_FLOOR, LOGPROB_FLOOR);
 
+/** A grammar for llama.cpp's sampler; a lazy one constrains nothing until its trigger text appears. */
+interface SamplerGrammar {
+  text: string;
+  root: string;
+  lazyTrigger?: string | undefined;
+  /** The request field the grammar enforces, named when llama.cpp refuses it. */
+  param: 'response_format' | 'tools';
+}
+
+/** `text` as a regular expression that matches it literally (llama.cpp's trigger patterns are regexes). */
+function literalPattern(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** How one request's answer may call tools. */
+interface ToolCalling {
+  grammar: SamplerGrammar;
+  /** Where a call starts in the answer. */
+  trigger: string;
+  syntax: CallSyntax;
+  /** The tools it may call. */
+  names: string[];
+}
+
 /** What ends an answer besides EOG and the request's own stop strings: the template's end-of-turn triggers. */
 interface StopTriggers {
   texts: string[];
@@ -329,6 +471,7 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
   let model: LlamaModel | undefined;
   let decoder: Decoder | undefined;
   let chatWrapper: ChatWrapper | undefined;
+  let toolTemplate: ToolTemplate | undefined;
   let slots: Slot[] = [];
   let meter: PromptMeter | undefined;
   let describe: ((token: Token) => Omit<TokenAlternative, 'logprob'>) | undefined;
@@ -432,6 +575,7 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
         opened.setThreads(threads);
       }
       chatWrapper = chatWrapperFor(imported, loaded, options.fallbackChatTemplate);
+      toolTemplate = toolTemplateFor(imported, loaded, options.fallbackChatTemplate);
       describe = tokenDescriber(loaded);
       const wrapper = chatWrapper;
       if (opened.sequenceSize > trained) {
@@ -443,14 +587,12 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
       meter = {
         // One cell stays free: the last sampled token is held, not evaluated.
         contextSize: opened.sequenceSize - 1,
-        count: (messages) =>
-          wrapper.generateContextState({ chatHistory: toChatHistory(messages) }).contextText.tokenize(loaded.tokenizer)
-            .length,
+        count: (messages, tools) => contextStateOf(messages, tools).contextText.tokenize(loaded.tokenizer).length,
       };
       slots = Array.from({ length: options.parallel }, (_, seq) => ({ seq, busy: false }));
       state = {
         state: 'ready',
-        detail: `${options.modelPath} (${llama.gpu || 'cpu'} ${binaryDetail(llama.buildType)}, ${threadsDetail(threads)}, ${options.parallel} sequences of ${opened.sequenceSize} tokens (trained on ${trained}), template ${wrapper.wrapperName})`,
+        detail: `${options.modelPath} (${llama.gpu || 'cpu'} ${binaryDetail(llama.buildType)}, ${threadsDetail(threads)}, ${options.parallel} sequences of ${opened.sequenceSize} tokens (trained on ${trained}), template ${wrapper.wrapperName}${toolTemplate ? ', tool calling' : ''})`,
       };
       logger.info(
         {
@@ -463,6 +605,7 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
           sequences: options.parallel,
           contextSize: opened.sequenceSize,
           template: wrapper.wrapperName,
+          toolCalling: toolTemplate !== undefined,
         },
         'model loaded',
       );
@@ -516,16 +659,27 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
     opened: Decoder,
     params: GenerationParams,
     maxTokens: number,
-    grammar: LlamaGrammar | undefined,
+    grammar: SamplerGrammar | undefined,
   ): Ptr {
     const { fn } = opened.lib;
     const bias = logitBiasOf(opened, params.logitBias);
     let grammarSampler: Ptr | null = null;
     if (grammar) {
-      grammarSampler = fn.sampler_init_grammar(opened.vocab, grammar.grammar, grammar.rootRuleName);
+      grammarSampler =
+        grammar.lazyTrigger === undefined
+          ? fn.sampler_init_grammar(opened.vocab, grammar.text, grammar.root)
+          : fn.sampler_init_grammar_lazy_patterns(
+              opened.vocab,
+              grammar.text,
+              grammar.root,
+              [literalPattern(grammar.lazyTrigger)],
+              1,
+              null,
+              0,
+            );
       if (!grammarSampler) {
-        throw new ValidationError('response_format: llama.cpp cannot parse the grammar compiled for this schema', {
-          param: 'response_format',
+        throw new ValidationError(`${grammar.param}: llama.cpp cannot parse the grammar compiled for this schema`, {
+          param: grammar.param,
         });
       }
     }
@@ -548,6 +702,88 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
       fn.sampler_chain_add(chain, fn.sampler_init_dist(samplerSeed(params.seed)));
     }
     return chain;
+  }
+
+  /**
+   * The prompt for `messages`: through the template's tool rendering when tools are offered or
+   * the conversation holds calls, refused when the model's template has none.
+   */
+  function contextStateOf(messages: ChatMessage[], tools: readonly ToolDefinition[] | undefined) {
+    const wrapper = chatWrapper as ChatWrapper;
+    const withCalls = messages.some((message) => message.role === 'tool' || (message.toolCalls?.length ?? 0) > 0);
+    if (!tools && !withCalls) return wrapper.generateContextState({ chatHistory: toChatHistory(messages) });
+    if (!toolTemplate) {
+      throw new UnsupportedValueError(
+        tools ? 'tools' : 'messages',
+        `${tools ? 'tools' : 'messages: tool calls'}: this model's chat template (${wrapper.wrapperName}) does not render tools, so it was not trained to call them; serve a GGUF whose template does (Llama 3.1, Qwen 2.5, Mistral and others), or use response_format json_schema for structured output`,
+      );
+    }
+    return toolTemplate.wrapper.generateContextState({
+      chatHistory: toChatHistory(messages),
+      availableFunctions: functionsOf(tools),
+    });
+  }
+
+  /**
+   * The grammar an answer's calls follow: the template's call syntax around the arguments'
+   * JSON-schema grammars of the tools it may call. `auto` leaves the model free until it
+   * writes the start of a call; `required` and a named tool constrain it from the first token.
+   */
+  async function toolGrammarFor(
+    request: GenerationRequest,
+    tools: readonly ToolDefinition[],
+    template: ToolTemplate,
+  ): Promise<ToolCalling> {
+    if (!llama) throw new Error('model is not loaded');
+    const loadedLlama = llama;
+    const choice = request.toolChoice ?? 'auto';
+    const chosen = typeof choice === 'object' ? tools.filter((tool) => tool.name === choice.name) : tools;
+    if (typeof choice === 'object' && chosen.length === 0) {
+      throw new ValidationError(`invalid request body: tool_choice: function '${choice.name}' is not among the tools`, {
+        param: 'tool_choice',
+      });
+    }
+    const grammars = await Promise.all(
+      chosen.map(async (tool) => {
+        const schema = grammarSchemaFor(tool.parameters ?? { type: 'object', properties: {} }, {
+          param: 'tools',
+          at: `tools[${tools.indexOf(tool)}].function.parameters`,
+        });
+        const json = await loadedLlama.createGrammarForJsonSchema<GbnfJsonSchema>(schema);
+        return { name: tool.name, gbnf: finiteNumbers(json.grammar) };
+      }),
+    );
+    const trigger = callTrigger(template.syntax);
+    return {
+      grammar: {
+        text: toolCallGrammar(grammars, template.syntax, request.parallelToolCalls !== false),
+        root: 'root',
+        lazyTrigger: choice === 'auto' ? trigger : undefined,
+        param: 'tools',
+      },
+      trigger,
+      syntax: template.syntax,
+      names: chosen.map((tool) => tool.name),
+    };
+  }
+
+  /**
+   * An answer that may end in calls: the text before them and the calls, or, cut short inside
+   * its first call, the text before it (what was streamed).
+   */
+  function toolAnswer(
+    sampled: Sampled,
+    calling: ToolCalling,
+  ): { text: string; finishReason: FinishReason; toolCalls?: ToolCall[] } {
+    const parsed = parseToolCalls(sampled.text, calling.syntax, calling.names);
+    if (parsed && sampled.finishReason === 'stop') {
+      return { text: parsed.content, finishReason: 'tool_calls', toolCalls: parsed.calls };
+    }
+    const start = sampled.text.indexOf(calling.trigger);
+    return {
+      text: start < 0 ? sampled.text : sampled.text.slice(0, start).trimEnd(),
+      finishReason: sampled.finishReason,
+    };
   }
 
   /** Compiled before a slot is taken, so an unsupported schema is refused before anything runs. */
@@ -715,6 +951,10 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
     request: SampleRequest,
     extra: {
       grammar?: LlamaGrammar | undefined;
+      /** Tool calls' grammar, in place of `grammar`. */
+      toolGrammar?: SamplerGrammar | undefined;
+      /** Text that starts a tool call: from there on the answer is held back from streaming. */
+      holdFrom?: string | undefined;
       triggers?: StopTriggers | undefined;
       scorePrompt?: boolean;
       /** A chat answer begins at its first non-space character (SentencePiece's leading space, a newline). */
@@ -750,6 +990,13 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
       }
     };
     let stopped = false;
+    const holdFrom = extra.holdFrom;
+    let heldFrom: number | undefined;
+    /** Where streaming may go up to: not into a stop string, nor into a tool call. */
+    const releasable = () => {
+      if (heldFrom !== undefined) return heldFrom;
+      return text.length - Math.max(heldBack(text, stops), holdFrom ? heldBack(text, [holdFrom]) : 0);
+    };
     const scorePrompt = promptLogprobs
       ? {
           scoreFrom: 0,
@@ -775,7 +1022,15 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
         ...(promptLogprobs ? { promptLogprobs } : {}),
       };
     }
-    const sampler = samplerChain(opened, request, maxTokens, extra.grammar);
+    const sampler = samplerChain(
+      opened,
+      request,
+      maxTokens,
+      extra.toolGrammar ??
+        (extra.grammar
+          ? { text: extra.grammar.grammar, root: extra.grammar.rootRuleName, param: 'response_format' }
+          : undefined),
+    );
     const result = await opened.generate({
       seq: slot.seq,
       tokens: prompt,
@@ -805,14 +1060,18 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
           stopped = true;
           return false;
         }
+        if (holdFrom && heldFrom === undefined) {
+          const at = text.indexOf(holdFrom, Math.max(0, before - holdFrom.length + 1));
+          if (at >= 0) heldFrom = at;
+        }
         if (signal.aborted) return false;
-        release(text.length - heldBack(text, stops));
+        release(releasable());
         return true;
       },
     });
     if (!stopped) text += decoder.decode();
     if (extra.grammar?.trimWhitespaceSuffix) text = text.trimEnd();
-    release(text.length);
+    release(heldFrom ?? text.length);
     const finishReason: FinishReason = result.cancelled
       ? 'cancelled'
       : stopped
@@ -892,14 +1151,21 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
     },
     async generate(request: GenerationRequest): Promise<GenerationResult> {
       const { opened, loaded } = ready();
-      if (!chatWrapper) throw new Error('model is not loaded');
-      const contextState = chatWrapper.generateContextState({ chatHistory: toChatHistory(request.messages) });
+      const tools = offeredTools(request.tools, request.toolChoice);
+      if (tools && request.responseFormat) {
+        throw new UnsupportedValueError(
+          'response_format',
+          'response_format cannot be combined with tools here: ask for the structure as a tool call (tool_choice names it), or drop tools',
+        );
+      }
+      const contextState = contextStateOf(request.messages, tools);
       const promptText = contextState.contextText;
       const promptTokens = promptText.tokenize(loaded.tokenizer);
       const window = opened.sequenceSize - 1;
       if (promptTokens.length > window) throw new PromptTooLongError(window, promptTokens.length);
       logitBiasOf(opened, request.logitBias);
       const grammar = request.responseFormat ? await grammarFor(request.responseFormat) : undefined;
+      const calling = tools && toolTemplate ? await toolGrammarFor(request, tools, toolTemplate) : undefined;
       const triggers = stopTriggersOf(loaded, contextState.stopGenerationTriggers);
       const started = performance.now();
       return withSlot(opened, promptTokens, request.signal, async (slot, signal) => {
@@ -909,12 +1175,14 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
           slot,
           promptTokens,
           request,
-          { grammar, triggers, trimStart: true },
+          { grammar, toolGrammar: calling?.grammar, holdFrom: calling?.trigger, triggers, trimStart: true },
           signal,
         );
+        const answer = calling
+          ? toolAnswer(sampled, calling)
+          : { text: sampled.text, finishReason: sampled.finishReason };
         return {
-          text: sampled.text,
-          finishReason: sampled.finishReason,
+          ...answer,
           prompt: promptText.toString(),
           promptTokens: promptTokens.length,
           cachedPromptTokens: sampled.cached,

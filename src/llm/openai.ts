@@ -2,6 +2,7 @@ import OpenAI from 'openai';
 import { BerthaError, UnsupportedError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type {
+  ChatMessage,
   CompletionRequest,
   CompletionResult,
   FinishReason,
@@ -13,7 +14,11 @@ import type {
   ResponseFormat,
   RuntimeStatus,
   TokenLogprob,
+  ToolCall,
+  ToolChoice,
+  ToolDefinition,
 } from './runtime.ts';
+import { newCallId } from './tool-calls.ts';
 
 export interface OpenAiRuntimeOptions {
   baseUrl: string;
@@ -77,6 +82,52 @@ function responseFormatField(format: ResponseFormat): OpenAI.Chat.ChatCompletion
       ...(format.schema !== undefined ? { schema: format.schema } : {}),
       ...(format.strict !== undefined ? { strict: format.strict } : {}),
     },
+  };
+}
+
+function messageParam(message: ChatMessage): OpenAI.Chat.ChatCompletionMessageParam {
+  switch (message.role) {
+    case 'system':
+    case 'user':
+      return { role: message.role, content: message.content };
+    case 'assistant':
+      if (!message.toolCalls?.length) return { role: 'assistant', content: message.content };
+      return {
+        role: 'assistant',
+        // OpenAI's shape for a turn that only calls tools: null content, not an empty string.
+        content: message.content || null,
+        tool_calls: message.toolCalls.map((call) => ({
+          id: call.id,
+          type: 'function',
+          function: { name: call.name, arguments: call.arguments },
+        })),
+      };
+    case 'tool':
+      // An unanswerable turn without an id: the upstream's 400 says so better than we could.
+      return { role: 'tool', tool_call_id: message.toolCallId ?? '', content: message.content };
+  }
+}
+
+/** `tools`, `tool_choice` and `parallel_tool_calls`, sent only with tools: some servers refuse the others alone. */
+function toolFields(
+  tools: ToolDefinition[] | undefined,
+  choice: ToolChoice | undefined,
+  parallel: boolean | undefined,
+): Pick<OpenAI.Chat.ChatCompletionCreateParams, 'tools' | 'tool_choice' | 'parallel_tool_calls'> {
+  if (!tools?.length) return {};
+  return {
+    tools: tools.map((tool) => ({
+      type: 'function',
+      function: {
+        name: tool.name,
+        ...(tool.description !== undefined ? { description: tool.description } : {}),
+        ...(tool.parameters !== undefined ? { parameters: tool.parameters } : {}),
+      },
+    })),
+    ...(choice !== undefined
+      ? { tool_choice: typeof choice === 'string' ? choice : { type: 'function', function: { name: choice.name } } }
+      : {}),
+    ...(parallel !== undefined ? { parallel_tool_calls: parallel } : {}),
   };
 }
 
@@ -220,11 +271,13 @@ export function createOpenAiRuntime(options: OpenAiRuntimeOptions): LlmRuntime {
       let completionTokens = 0;
       let chunks = 0;
       const logprobs: TokenLogprob[] = [];
+      // By the delta's `index`: a call's arguments arrive in pieces, interleaved with other calls'.
+      const calls = new Map<number, ToolCall>();
       try {
         const stream = await client.chat.completions.create(
           {
             model: options.model,
-            messages: request.messages,
+            messages: request.messages.map(messageParam),
             stream: true,
             stream_options: { include_usage: true },
             temperature: request.temperature ?? options.defaults.temperature,
@@ -233,6 +286,7 @@ export function createOpenAiRuntime(options: OpenAiRuntimeOptions): LlmRuntime {
             ...samplingFields(request),
             ...(request.responseFormat ? { response_format: responseFormatField(request.responseFormat) } : {}),
             ...(request.logprobs !== undefined ? { logprobs: true, top_logprobs: request.logprobs } : {}),
+            ...toolFields(request.tools, request.toolChoice, request.parallelToolCalls),
           },
           request.signal ? { signal: request.signal } : {},
         );
@@ -256,6 +310,13 @@ export function createOpenAiRuntime(options: OpenAiRuntimeOptions): LlmRuntime {
             chunks += 1;
             request.onText?.(delta);
           }
+          for (const piece of choice?.delta?.tool_calls ?? []) {
+            const call = calls.get(piece.index) ?? { id: '', name: '', arguments: '' };
+            if (piece.id) call.id = piece.id;
+            if (piece.function?.name) call.name = piece.function.name;
+            call.arguments += piece.function?.arguments ?? '';
+            calls.set(piece.index, call);
+          }
           if (choice?.finish_reason === 'length') finishReason = 'length';
           if (chunk.usage) {
             promptTokens = chunk.usage.prompt_tokens;
@@ -268,9 +329,16 @@ export function createOpenAiRuntime(options: OpenAiRuntimeOptions): LlmRuntime {
         finishReason = 'cancelled';
       }
       if (request.signal?.aborted) finishReason = 'cancelled';
+      // Calls decide the finish even where the upstream says `stop` (some servers do); a
+      // `length` finish may have cut a call's arguments short, so its calls are dropped.
+      const toolCalls =
+        finishReason === 'stop' && calls.size > 0
+          ? [...calls.entries()].sort(([a], [b]) => a - b).map(([, call]) => ({ ...call, id: call.id || newCallId() }))
+          : undefined;
       return {
         text,
-        finishReason,
+        finishReason: toolCalls ? 'tool_calls' : finishReason,
+        ...(toolCalls ? { toolCalls } : {}),
         prompt: JSON.stringify(request.messages),
         promptTokens,
         cachedPromptTokens,

@@ -1,10 +1,37 @@
 import { BerthaError } from '../core/errors.ts';
 
-/** One turn of a conversation as the runtime sees it (OpenAI's roles, tool calls aside). */
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
+/** A function the model called: its arguments are JSON text, as OpenAI's `tool_calls` carry them. */
+export interface ToolCall {
+  /** OpenAI's `call_…` id; a `tool` message answers the call with this id. */
+  id: string;
+  name: string;
+  arguments: string;
 }
+
+/**
+ * One turn of a conversation as the runtime sees it, with OpenAI's roles: an assistant turn
+ * may call tools (`toolCalls`), and a `tool` turn answers one call (`toolCallId`).
+ */
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool';
+  content: string;
+  toolCalls?: ToolCall[] | undefined;
+  toolCallId?: string | undefined;
+}
+
+/** A function the model may call (OpenAI's `tools[].function`). */
+export interface ToolDefinition {
+  name: string;
+  description?: string | undefined;
+  /** JSON Schema of the arguments object; unset: no arguments. */
+  parameters?: Record<string, unknown> | undefined;
+}
+
+/**
+ * OpenAI's `tool_choice`: `none` never calls, `auto` lets the model choose between text and
+ * calls, `required` calls at least one tool, `{ name }` calls that one.
+ */
+export type ToolChoice = 'none' | 'auto' | 'required' | { name: string };
 
 /** Sampling settings; unset fields fall back to the runtime's defaults. */
 export interface GenerationParams {
@@ -36,6 +63,15 @@ export interface GenerationRequest extends GenerationParams {
   /** Unset: free text. */
   responseFormat?: ResponseFormat | undefined;
   /**
+   * Functions the model may call, shown to it through its chat template. A runtime whose
+   * template has no tool calling refuses them (`UnsupportedValueError`).
+   */
+  tools?: ToolDefinition[] | undefined;
+  /** Unset: `auto` when there are tools. */
+  toolChoice?: ToolChoice | undefined;
+  /** False: at most one call per answer (OpenAI's `parallel_tool_calls`); unset: several allowed. */
+  parallelToolCalls?: boolean | undefined;
+  /**
    * Asks for the log-probability of every answer token with this many most likely
    * alternatives each (0..20, OpenAI's `top_logprobs`); unset: none.
    */
@@ -63,11 +99,15 @@ export interface TokenLogprob extends Omit<TokenAlternative, 'logprob'> {
   top: TokenAlternative[];
 }
 
-export type FinishReason = 'stop' | 'length' | 'cancelled';
+/** `tool_calls`: the answer ends with calls for the client to run (`GenerationResult.toolCalls`). */
+export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'cancelled';
 
 export interface GenerationResult {
+  /** The answer's text; with tool calls, what the model wrote before them (often empty). */
   text: string;
   finishReason: FinishReason;
+  /** The calls the answer ends with; set only when `finishReason` is `tool_calls`. */
+  toolCalls?: ToolCall[];
   /** The exact prompt the model read: the chat template applied to the messages. */
   prompt: string;
   promptTokens: number;
@@ -104,6 +144,14 @@ export interface CompletionResult {
   promptLogprobs?: TokenLogprob[];
   /** With `logprobs`: the generated tokens that make up `text`. */
   logprobs?: TokenLogprob[];
+}
+
+/** The tools a model is shown: none when the request has none or `tool_choice` is `none`. */
+export function offeredTools(
+  tools: readonly ToolDefinition[] | undefined,
+  choice: ToolChoice | undefined,
+): readonly ToolDefinition[] | undefined {
+  return choice === 'none' || !tools || tools.length === 0 ? undefined : tools;
 }
 
 /** The prompt alone fills the model's context (OpenAI's `context_length_exceeded`). */
@@ -154,8 +202,11 @@ export interface LogLikelihoodResult {
 export interface PromptMeter {
   /** Tokens one request may use, prompt and answer together. */
   readonly contextSize: number;
-  /** Tokens of `messages` with the chat template applied, exactly as `generate` would evaluate them. */
-  count(messages: ChatMessage[]): number;
+  /**
+   * Tokens of `messages` with the chat template applied, exactly as `generate` would evaluate
+   * them, with `tools` shown to the model (see `offeredTools`).
+   */
+  count(messages: ChatMessage[], tools?: readonly ToolDefinition[] | undefined): number;
 }
 
 /**

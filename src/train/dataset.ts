@@ -73,6 +73,8 @@ export interface BuiltDataset {
     knowledgeChunks: number;
     /** Votes without a correction on failed or cancelled answers: not training data. */
     votesOnUnfinished: number;
+    /** Votes without a correction on answers that ended in tool calls: their text is not all the model wrote. */
+    votesOnToolCalls: number;
   };
   trackingRunId: string;
 }
@@ -141,6 +143,7 @@ export async function buildDataset(deps: BuildDatasetDeps, options: BuildDataset
       'answers.messages_json',
       'answers.answer',
       'answers.status',
+      'answers.params_json',
     ])
     .where('feedback.updated_at', '>=', window.from)
     .where('feedback.updated_at', '<', window.to)
@@ -161,10 +164,16 @@ export async function buildDataset(deps: BuildDatasetDeps, options: BuildDataset
   let thumbsUp = 0;
   let corrections = 0;
   let votesOnUnfinished = 0;
+  let votesOnToolCalls = 0;
   for (const row of voted) {
     const correction = row.correction?.trim();
     if (row.status !== 'completed' && !(correction && row.prompt)) {
       votesOnUnfinished++;
+    } else if (
+      !correction &&
+      (JSON.parse(row.params_json) as { finishReason?: string }).finishReason === 'tool_calls'
+    ) {
+      votesOnToolCalls++;
     } else if (correction) {
       corrections++;
       examples.push({
@@ -206,6 +215,7 @@ export async function buildDataset(deps: BuildDatasetDeps, options: BuildDataset
     corrections,
     knowledgeChunks: chunks.length,
     votesOnUnfinished,
+    votesOnToolCalls,
   };
   const keys = {
     trainKey: `${prefix}/train.jsonl`,

@@ -126,6 +126,8 @@ test('an answer from a local GGUF with a LoRA adapter is stamped with file diges
       logit_bias: null,
       response_format: 'text',
       logprobs: null,
+      tools: [],
+      tool_choice: 'none',
     });
     expect(provenance.retrieval).toEqual({
       enabled: true,
@@ -265,6 +267,8 @@ describe.each(dbFactories)('answer provenance on $name', (factory) => {
           logitBias: { '42': -100 },
           responseFormat: 'text',
           logprobs: null,
+          tools: ['get_weather'],
+          toolChoice: 'auto',
         },
         retrieval: { enabled: true, topK: 4, mode: 'hybrid', embedder: 'lexical-384' },
         knowledge: [{ documentId: 'doc_1', documentKey: 'documents/a.md', version: 'v1' }],

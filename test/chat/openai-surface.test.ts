@@ -182,7 +182,7 @@ describe('response_format', () => {
     expect(error.message).toContain('minLength');
   });
 
-  test("LangChain's withStructuredOutput works through json_schema; function calling is refused naming tools", async () => {
+  test("LangChain's withStructuredOutput works through json_schema; function calling on a template without tools is refused naming tools", async () => {
     const model = new ChatOpenAI({
       model: 'bertha',
       apiKey: 'unused',
@@ -211,6 +211,7 @@ describe('response_format', () => {
     expect(error).toBeInstanceOf(Error);
     expect((error as { status?: number }).status).toBe(400);
     expect((error as Error).message).toContain('tools');
+    expect((error as Error).message).toContain('does not render tools');
   });
 });
 
@@ -359,11 +360,7 @@ describe('what is not supported is refused, naming the parameter', () => {
   test('unknown and unsupported chat fields get 400 unsupported_parameter; harmless ones are accepted', async () => {
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ frobnicate: true }, 'frobnicate'],
-      [
-        { tools: [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: {} } } }] },
-        'tools',
-      ],
-      [{ tool_choice: 'required' }, 'tool_choice'],
+      [{ functions: [{ name: 'lookup', parameters: { type: 'object', properties: {} } }] }, 'functions'],
       [{ modalities: ['text', 'audio'] }, 'modalities'],
       [{ reasoning_effort: 'low' }, 'reasoning_effort'],
     ];
@@ -390,6 +387,43 @@ describe('what is not supported is refused, naming the parameter', () => {
       frequency_penalty: 0,
     } as never);
     expect(accepted.choices).toHaveLength(1);
+  });
+
+  test("tools on a model whose chat template has no tool calling (Llama 2's) get 400 unsupported_value; tool_choice none is answered", async () => {
+    const lookup = {
+      type: 'function' as const,
+      function: { name: 'lookup', parameters: { type: 'object', properties: {} } },
+    };
+    const error = await refusal(
+      serving.client.chat.completions.create({ model: 'bertha', messages: ask, max_tokens: 2, tools: [lookup] }),
+    );
+    expect(error.param).toBe('tools');
+    expect(error.code).toBe('unsupported_value');
+    expect(error.message).toContain('Llama2Chat');
+    const history = await refusal(
+      serving.client.chat.completions.create({
+        model: 'bertha',
+        max_tokens: 2,
+        messages: [
+          ...ask,
+          {
+            role: 'assistant',
+            content: null,
+            tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '{}' } }],
+          },
+          { role: 'tool', tool_call_id: 'call_1', content: 'found' },
+        ],
+      }),
+    );
+    expect(history.param).toBe('messages');
+    const answered = await serving.client.chat.completions.create({
+      model: 'bertha',
+      messages: ask,
+      max_tokens: 2,
+      tools: [lookup],
+      tool_choice: 'none',
+    });
+    expect(answered.choices[0]?.finish_reason).not.toBe('tool_calls');
   });
 
   test('legacy completions refuse unknown fields and best_of above n', async () => {

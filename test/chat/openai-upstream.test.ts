@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test, vi } from 'vitest';
 import { writeTinyLlama } from '../fixtures/tiny-llama.ts';
+import { writeToolCallingLlama } from '../fixtures/tool-calling-model.ts';
 import { eventually, type Serving, sample, startServing } from './serving.ts';
 
 // Each test loads a model in this process; on a busy 2-core machine that takes a while.
@@ -91,5 +92,74 @@ test('an upstream that does not serve the configured model keeps Bertha not read
     expect(detail).toContain("does not serve 'no-such-model'");
   } finally {
     await serving.close();
+  }
+});
+
+test("tool calls pass through the openai runtime both ways: the upstream's calls come back, the results go up", async () => {
+  const toolModel = await writeToolCallingLlama(modelDir);
+  const toolUpstream = await startServing({
+    model: toolModel.modelPath,
+    modelName: 'tiny-qwen',
+    llamaCpp: { gpu: 'off', contextSize: 2048 },
+  });
+  const serving = await startServing({
+    upstream: { baseUrl: `${toolUpstream.url}/v1`, apiKey: 'sk-test', model: 'tiny-qwen' },
+    modelVersion: 'upstream-qwen',
+  });
+  try {
+    const tools = [
+      {
+        type: 'function' as const,
+        function: {
+          name: 'get_weather',
+          parameters: { type: 'object', properties: { unit: { enum: ['celsius', 'fahrenheit'] } } },
+        },
+      },
+    ];
+    const messages = [{ role: 'user' as const, content: 'what is the weather' }];
+    const request = {
+      model: 'bertha',
+      messages,
+      tools,
+      tool_choice: 'required' as const,
+      parallel_tool_calls: false,
+      max_tokens: 120,
+      temperature: 0,
+    };
+    const completion = await serving.client.chat.completions.create(request);
+    expect(completion.choices[0]?.finish_reason).toBe('tool_calls');
+    const call = completion.choices[0]?.message.tool_calls?.[0];
+    expect(call?.type === 'function' && call.function.name).toBe('get_weather');
+    const args = call?.type === 'function' ? (JSON.parse(call.function.arguments) as { unit: string }) : undefined;
+    expect(['celsius', 'fahrenheit']).toContain(args?.unit);
+
+    const streamed = await serving.client.chat.completions.stream(request).finalChatCompletion();
+    expect(streamed.choices[0]?.finish_reason).toBe('tool_calls');
+    expect(streamed.choices[0]?.message.tool_calls?.[0]).toMatchObject({ function: { name: 'get_weather' } });
+
+    const answer = await serving.client.chat.completions.create({
+      model: 'bertha',
+      messages: [
+        ...messages,
+        completion.choices[0]?.message as NonNullable<(typeof completion.choices)[0]>['message'],
+        { role: 'tool', tool_call_id: call?.id ?? '', content: '{"temperature": 21}' },
+      ],
+      tools,
+      max_tokens: 4,
+      temperature: 0,
+    });
+    expect(answer.choices[0]?.message.content).not.toBe('');
+    const upstreamRecord = await eventually(async () => {
+      const answers = await toolUpstream.bertha.db.kysely
+        .selectFrom('answers')
+        .select(['id', 'prompt'])
+        .where('prompt', 'like', '%<tool_response>%')
+        .execute();
+      return answers[0];
+    });
+    expect(upstreamRecord.prompt).toContain('<tool_response>\n{"temperature": 21}\n</tool_response>');
+  } finally {
+    await serving.close();
+    await toolUpstream.close();
   }
 });

@@ -178,6 +178,7 @@ export interface LlamaBindings {
   sampler_init_penalties: Fn<[number, number, number, number, number], Ptr>;
   sampler_init_logit_bias: Fn<[number, number, Array<{ token: number; bias: number }>], Ptr>;
   sampler_init_grammar: Fn<[Ptr, string, string], P>;
+  sampler_init_grammar_lazy_patterns: Fn<[Ptr, string, string, string[], number, number[] | null, number], P>;
   sampler_sample: Fn<[Ptr, Ptr, number], number>;
   sampler_free: Fn<[Ptr], void>;
   threadpool_params_init: Fn<[Ptr, number], void>;
@@ -234,6 +235,10 @@ const SIGNATURES: Record<keyof LlamaBindings, [Library, string]> = {
   sampler_init_grammar: [
     'llama',
     'void *llama_sampler_init_grammar(void *vocab, const char *grammar_str, const char *grammar_root)',
+  ],
+  sampler_init_grammar_lazy_patterns: [
+    'llama',
+    'void *llama_sampler_init_grammar_lazy_patterns(void *vocab, const char *grammar_str, const char *grammar_root, const char **trigger_patterns, size_t num_trigger_patterns, const int32_t *trigger_tokens, size_t num_trigger_tokens)',
   ],
   sampler_sample: ['llama', 'int32_t llama_sampler_sample(void *smpl, void *ctx, int32_t idx)'],
   sampler_free: ['llama', 'void llama_sampler_free(void *smpl)'],
