@@ -756,7 +756,13 @@ export function createLlamaCppRuntime(options: LlamaCppRuntimeOptions): LlmRunti
     const trigger = callTrigger(template.syntax);
     return {
       grammar: {
-        text: toolCallGrammar(grammars, template.syntax, request.parallelToolCalls !== false),
+        // A named choice asks for a call of that function: one, as clients that force a tool
+        // for structured output (LangChain's withStructuredOutput) read one.
+        text: toolCallGrammar(
+          grammars,
+          template.syntax,
+          request.parallelToolCalls !== false && typeof choice !== 'object',
+        ),
         root: 'root',
         lazyTrigger: choice === 'auto' ? trigger : undefined,
         param: 'tools',

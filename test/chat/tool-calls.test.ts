@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { writeToolCallingLlama } from '../fixtures/tool-calling-model.ts';
 import { type Serving, startServing } from './serving.ts';
 
-// Tool calling on a model whose chat template renders tools (Qwen 2.5's): the model's random
+// Tool calling on a model whose chat template renders tools (in Qwen 2.5's format): the model's random
 // weights choose nothing sensible, but every call it makes is sampled under the grammar of the
 // template's call syntax and the tool's argument schema, so calls parse and fit their schema.
 vi.setConfig({ testTimeout: 240_000, hookTimeout: 240_000 });
