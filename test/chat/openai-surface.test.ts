@@ -2,13 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ChatOpenAI } from '@langchain/openai';
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { z } from 'zod';
 import { createLogger } from '../../src/core/logger.ts';
 import { createOpenAiRuntime } from '../../src/llm/openai.ts';
 import { type TinyLlama, writeTinyLlama } from '../fixtures/tiny-llama.ts';
-import { type Serving, startServing } from './serving.ts';
+import { refusal, type Serving, startServing } from './serving.ts';
 
 // The OpenAI request surface a random-weight model can show: what it asks for is honoured
 // structurally (grammar-valid JSON, banned tokens absent, seeds reproducible, n choices), and
@@ -31,18 +31,6 @@ afterAll(async () => {
 });
 
 const ask = [{ role: 'user' as const, content: 'hello world, what is the answer' }];
-type BadRequest = InstanceType<typeof OpenAI.BadRequestError>;
-
-/** The request's 400, or a failure if it was answered. */
-async function refusal(request: Promise<unknown>): Promise<BadRequest> {
-  const error = await request.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(OpenAI.BadRequestError);
-  return error as BadRequest;
-}
-
 /**
  * Bans the byte tokens above ASCII: a random-weight model strings them into bytes that are no
  * UTF-8 (surrogates, overlong forms), which llama.cpp's grammar counts as one character each

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
+import { expect } from 'vitest';
 import YAML from 'yaml';
 import { type Bertha, createBertha } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/index.ts';
@@ -13,6 +14,16 @@ export interface Serving {
   client: OpenAI;
   dir: string;
   close(): Promise<void>;
+}
+
+/** The request's OpenAI 400, or a failure if it was answered. */
+export async function refusal(request: Promise<unknown>): Promise<InstanceType<typeof OpenAI.BadRequestError>> {
+  const error = await request.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+  return error as InstanceType<typeof OpenAI.BadRequestError>;
 }
 
 /** Polls until `check` returns a value, or fails after `timeoutMs`. */

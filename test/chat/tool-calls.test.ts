@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { tool } from '@langchain/core/tools';
 import { ChatOpenAI } from '@langchain/openai';
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { z } from 'zod';
 import { writeToolCallingLlama } from '../fixtures/tool-calling-model.ts';
-import { type Serving, startServing } from './serving.ts';
+import { refusal, type Serving, startServing } from './serving.ts';
 
 // Tool calling on a model whose chat template renders tools (in Qwen 2.5's format): the model's random
 // weights choose nothing sensible, but every call it makes is sampled under the grammar of the
@@ -54,15 +54,6 @@ function weatherArguments(text: string): unknown {
     .object({ unit: z.enum(['celsius', 'fahrenheit']), tomorrow: z.boolean() })
     .strict()
     .parse(JSON.parse(text));
-}
-
-async function badRequest(request: Promise<unknown>): Promise<InstanceType<typeof OpenAI.BadRequestError>> {
-  const error = await request.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(OpenAI.BadRequestError);
-  return error as InstanceType<typeof OpenAI.BadRequestError>;
 }
 
 describe('with the official openai client', () => {
@@ -178,7 +169,7 @@ describe('with the official openai client', () => {
   });
 
   test('bad tool requests are refused with a 400 naming the field', async () => {
-    const unknownChoice = await badRequest(
+    const unknownChoice = await refusal(
       serving.client.chat.completions.create({
         model: 'bertha',
         messages: ask,
@@ -188,7 +179,7 @@ describe('with the official openai client', () => {
     );
     expect(unknownChoice.param).toBe('tool_choice');
 
-    const unanswered = await badRequest(
+    const unanswered = await refusal(
       serving.client.chat.completions.create({
         model: 'bertha',
         messages: [...ask, { role: 'tool', tool_call_id: 'call_nobody', content: '1' }],
@@ -198,7 +189,7 @@ describe('with the official openai client', () => {
     expect(unanswered.param).toBe('messages');
     expect(unanswered.message).toContain('call_nobody');
 
-    const pattern = await badRequest(
+    const pattern = await refusal(
       serving.client.chat.completions.create({
         model: 'bertha',
         messages: ask,
@@ -217,7 +208,7 @@ describe('with the official openai client', () => {
     expect(pattern.param).toBe('tools');
     expect(pattern.message).toContain('tools[0].function.parameters/properties/q/pattern');
 
-    const both = await badRequest(
+    const both = await refusal(
       serving.client.chat.completions.create({
         model: 'bertha',
         messages: ask,
@@ -227,7 +218,7 @@ describe('with the official openai client', () => {
     );
     expect(both.param).toBe('response_format');
 
-    const noTools = await badRequest(
+    const noTools = await refusal(
       serving.client.chat.completions.create({ model: 'bertha', messages: ask, tool_choice: 'required' }),
     );
     expect(noTools.param).toBe('tool_choice');
